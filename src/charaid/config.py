@@ -1,0 +1,161 @@
+"""Load and validate params.yaml: every key known, every value of the right type and range.
+
+A typo or a wrong value stops the stage with one line naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from charaid.errors import CharaidError
+
+PARAMS_FILE = Path("params.yaml")
+
+
+@dataclass(frozen=True)
+class Field:
+    kind: type | tuple[type, ...]
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | None = None
+
+    def describe(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+        text = "a number" if float in kinds else " or ".join(_KIND_NAMES[k] for k in kinds)
+        if self.minimum is not None and self.maximum is not None:
+            text += f" in [{self.minimum}, {self.maximum}]"
+        elif self.minimum is not None:
+            text += f" >= {self.minimum}"
+        return text
+
+
+_KIND_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true/false"}
+
+INT, NUM, STR, BOOL = int, (int, float), str, bool
+
+SCHEMA: dict[str, dict[str, Field]] = {
+    "make_demo": {
+        "seed": Field(INT, 0),
+        "characters": Field(INT, 2, 6),
+        "extras": Field(INT, 0),
+        "episodes": Field(INT, 1),
+        "seconds": Field(NUM, 0.5),
+        "fps": Field(INT, 1, 60),
+        "width": Field(INT, 160, 3840),
+        "height": Field(INT, 120, 2160),
+        "other_show_episodes": Field(INT, 0),
+    },
+    "extract_frames": {
+        "input": Field(STR),
+        "every_n_frames": Field(INT, 1),
+        "fps": Field(NUM, 0),
+        "dedup_distance": Field(INT, -1, 64),
+        "max_frames": Field(INT, 0),
+    },
+    "detect_faces": {
+        "backend": Field(STR, choices=("animeface", "lbp")),
+        "cascade": Field(STR),
+        "scale_factor": Field(NUM, 1.01, 2.0),
+        "min_neighbors": Field(INT, 0),
+        "min_size": Field(INT, 8),
+        "min_score": Field(NUM, 0.0, 1.0),
+        "margin": Field(NUM, 0.0, 1.0),
+        "crop_size": Field(INT, 8, 512),
+        "workers": Field(INT, 1, 64),
+    },
+    "label": {
+        "from": Field(STR, choices=("truth", "folders")),
+        "path": Field(STR),
+        "min_iou": Field(NUM, 0.05, 1.0),
+        "other_class": Field(STR),
+    },
+    "split": {
+        "seed": Field(INT, 0),
+        "test_per_class": Field(NUM, 0),
+    },
+    "train": {
+        "model": Field(STR, choices=("seed_cnn",)),
+        "seed": Field(INT, 0),
+        "epochs": Field(INT, 1),
+        "batch_size": Field(INT, 1),
+        "lr": Field(NUM, 1e-7, 1.0),
+        "fast": Field(BOOL),
+    },
+    "predict": {
+        "unknown_threshold": Field(NUM, 0.0, 1.0),
+        "top_k": Field(INT, 1),
+    },
+    "annotate_samples": {
+        "count": Field(INT, 1),
+    },
+}
+
+
+def _check_value(key: str, value: Any, field: Field) -> Any:
+    kinds = field.kind if isinstance(field.kind, tuple) else (field.kind,)
+    # bool is an int subclass in Python; `epochs: true` must still be refused.
+    ok = isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
+    if not ok or (field.choices and value not in field.choices):
+        raise CharaidError(f"params.yaml: {key} must be {field.describe()} (got {value!r})")
+    if field.minimum is not None and value < field.minimum:
+        raise CharaidError(f"params.yaml: {key} must be {field.describe()} (got {value!r})")
+    if field.maximum is not None and value > field.maximum:
+        raise CharaidError(f"params.yaml: {key} must be {field.describe()} (got {value!r})")
+    return value
+
+
+def _unknown_key(key: str, allowed: list[str]) -> CharaidError:
+    guess = difflib.get_close_matches(key.rsplit(".", 1)[-1], allowed, n=1)
+    hint = f"; did you mean {guess[0]!r}?" if guess else ""
+    return CharaidError(f"params.yaml: unknown key {key!r}{hint} allowed: {', '.join(allowed)}")
+
+
+def validate(params: Any) -> dict[str, dict[str, Any]]:
+    """Check a whole params mapping against SCHEMA; return it unchanged if valid."""
+    if not isinstance(params, dict):
+        raise CharaidError("params.yaml: expected a mapping of stage sections at the top level")
+    for section, values in params.items():
+        if section not in SCHEMA:
+            raise _unknown_key(str(section), list(SCHEMA))
+        fields = SCHEMA[section]
+        if not isinstance(values, dict):
+            raise CharaidError(f"params.yaml: {section} must be a mapping of keys to values")
+        for key, value in values.items():
+            if key not in fields:
+                raise _unknown_key(f"{section}.{key}", list(fields))
+            _check_value(f"{section}.{key}", value, fields[key])
+        missing = [k for k in fields if k not in values]
+        if missing:
+            raise CharaidError(f"params.yaml: {section} is missing {', '.join(missing)}")
+    return params
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> dict[str, dict[str, Any]]:
+    """Read and validate params.yaml."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CharaidError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        params = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where else ""
+        raise CharaidError(f"{path}: not valid YAML{line}") from None
+    return validate(params)
+
+
+def load_section(section: str, path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    """Validated params of one stage; the whole file is checked so no typo goes unnoticed."""
+    params = load_params(path)
+    if section not in params:
+        raise CharaidError(f"params.yaml: section {section!r} is missing")
+    return params[section]

@@ -1,0 +1,123 @@
+"""detect_faces: find faces in every extracted frame and cut square crops.
+
+Frames are independent, so they are spread over a process pool; each worker limits OpenCV to one
+thread so the processes do not fight over the cores.
+"""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from charaid.atomic import atomic_dir
+from charaid.boxes import square_crop
+from charaid.detect import Detection, make_detector
+from charaid.errors import CharaidError
+from charaid.frames import read_index
+from charaid.media import read_image, write_image
+
+INDEX_FIELDS = ["crop", "video", "frame", "x", "y", "w", "h", "score", "crop_x", "crop_y", "crop_side"]
+
+_worker: dict = {}
+
+Face = tuple[Detection, np.ndarray, tuple[int, int, int]]
+
+
+def _init_worker(params: dict) -> None:
+    cv2.setNumThreads(1)
+    _worker["detector"] = make_detector(params)
+    _worker["margin"] = params["margin"]
+    _worker["size"] = params["crop_size"]
+
+
+def _faces_in(path: str) -> tuple[str, list[Face] | None]:
+    """Detect and crop in the worker, so each frame is decoded once and only crops travel back."""
+    image = read_image(path)
+    if image is None:
+        return path, None
+    # Sort so crop numbering does not depend on the detector's output order.
+    found = sorted(_worker["detector"].detect(image), key=lambda d: (d.box[0], d.box[1]))
+    faces = []
+    for det in found:
+        crop, (cx, cy, side, _) = square_crop(image, det.box, _worker["margin"], _worker["size"])
+        faces.append((det, crop, (cx, cy, side)))
+    return path, faces
+
+
+def find_faces(paths: list[str], params: dict) -> dict[str, list[Face] | None]:
+    """Faces per frame path (None where a frame could not be read), with a progress bar."""
+    make_detector(params)  # fail fast, in this process, on a bad backend or cascade
+    workers = min(params["workers"], max(1, len(paths)))
+    results: dict[str, list[Face] | None] = {}
+    bar = tqdm(total=len(paths), desc="detect_faces", unit="frame")
+    if workers == 1:
+        _init_worker(params)
+        for path in paths:
+            results.update([_faces_in(path)])
+            bar.update()
+    else:
+        # spawn, not fork: forking a process whose OpenCV/BLAS threads hold locks can deadlock.
+        # A worker that dies breaks the pool with an error instead of hanging it.
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(workers, ctx, _init_worker, (params,)) as pool:
+            for path, faces in pool.map(_faces_in, paths, chunksize=4):
+                results[path] = faces
+                bar.update()
+    bar.close()
+    return results
+
+
+def detect_faces(frames_dir: str | Path, out_dir: str | Path, params: dict) -> dict:
+    """Write `out_dir/crops/<video>/<frame>_<k>.png` and `out_dir/index.csv`."""
+    frames_dir, out_dir = Path(frames_dir), Path(out_dir)
+    index_path = frames_dir / "index.csv"
+    if not index_path.is_file():
+        raise CharaidError(f"{index_path}: missing; run the extract_frames stage first")
+    frames = read_index(index_path)
+    paths = [str(frames_dir / row["path"]) for row in frames]
+    found = find_faces(paths, params)
+    rows = []
+    with atomic_dir(out_dir) as tmp:
+        for row, path in zip(frames, paths, strict=True):
+            faces = found[path]
+            if faces is None:
+                raise CharaidError(f"{path}: frame cannot be read; rerun extract_frames")
+            for k, (det, crop, (cx, cy, side)) in enumerate(faces):
+                rel = f"crops/{row['video']}/{row['frame']}_{k}.png"
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                write_image(tmp / rel, crop)
+                x, y, w, h = (round(v, 1) for v in det.box)
+                rows.append(
+                    {"crop": rel, "video": row["video"], "frame": row["frame"], "x": x, "y": y,
+                     "w": w, "h": h, "score": round(det.score, 4), "crop_x": cx, "crop_y": cy,
+                     "crop_side": side}
+                )
+        with open(tmp / "index.csv", "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=INDEX_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+    return {"frames": len(frames), "faces": len(rows),
+            "frames_with_faces": sum(1 for v in found.values() if v)}
+
+
+def face_boxes(rows: list[dict]) -> dict[tuple[str, str], list[tuple[int, tuple]]]:
+    """Group index rows by (video, frame): [(row number, box)]."""
+    grouped: dict[tuple[str, str], list[tuple[int, tuple]]] = {}
+    for i, row in enumerate(rows):
+        box = (float(row["x"]), float(row["y"]), float(row["w"]), float(row["h"]))
+        grouped.setdefault((row["video"], str(row["frame"])), []).append((i, box))
+    return grouped
+
+
+def load_crops(faces_dir: Path, rows: list[dict]) -> np.ndarray:
+    """All crops of `rows` stacked as uint8 (N, S, S, 3) BGR."""
+    images = [read_image(faces_dir / row["crop"]) for row in rows]
+    if any(img is None for img in images):
+        raise CharaidError(f"{faces_dir}: a crop cannot be read; rerun detect_faces")
+    return np.stack(images) if images else np.zeros((0, 1, 1, 3), np.uint8)

@@ -1,0 +1,132 @@
+"""extract_frames: sample frames from videos, skipping near-duplicates.
+
+Skipped frames are only grabbed (demuxed), not decoded, so sampling 1 in N costs little more
+than reading the container. Pictures in the input folder pass through as one-frame "videos".
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from charaid.atomic import atomic_dir
+from charaid.errors import CharaidError
+from charaid.media import IMAGE_EXTS, VIDEO_EXTS, list_media, read_image, write_image
+
+INDEX_FIELDS = ["video", "frame", "time", "path"]
+
+
+def dhash(image: np.ndarray) -> int:
+    """64-bit difference hash: robust to compression and small brightness changes."""
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    small = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA)
+    bits = (small[:, 1:] > small[:, :-1]).flatten()
+    return int(np.packbits(bits).view(">u8")[0])
+
+
+def hamming(a: int, b: int) -> int:
+    return (a ^ b).bit_count()
+
+
+@dataclass(frozen=True)
+class Sampling:
+    every_n_frames: int = 2
+    fps: float = 0.0
+    dedup_distance: int = 3
+    max_frames: int = 0
+
+    def step(self, video_fps: float) -> int:
+        """Frames to advance between samples."""
+        if self.fps > 0 and video_fps > 0:
+            return max(1, round(video_fps / self.fps))
+        return self.every_n_frames
+
+
+def sample_video(path: Path, sampling: Sampling) -> list[tuple[int, float, np.ndarray]]:
+    """(frame number, seconds, BGR image) of the kept frames; [] if nothing decodes."""
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        return []
+    try:
+        video_fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        step = sampling.step(video_fps)
+        kept: list[tuple[int, float, np.ndarray]] = []
+        last_hash: int | None = None
+        index = 0
+        size: tuple[int, int] | None = None
+        while cap.grab():
+            if index % step == 0:
+                ok, frame = cap.retrieve()
+                if ok and frame is not None:
+                    # A stream whose resolution changes mid-way keeps the first size.
+                    if size is None:
+                        size = frame.shape[1], frame.shape[0]
+                    elif (frame.shape[1], frame.shape[0]) != size:
+                        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+                    h = dhash(frame)
+                    if last_hash is None or hamming(h, last_hash) > sampling.dedup_distance:
+                        seconds = index / video_fps if video_fps > 0 else 0.0
+                        kept.append((index, round(seconds, 3), frame))
+                        last_hash = h
+                        if sampling.max_frames and len(kept) >= sampling.max_frames:
+                            break
+            index += 1
+        return kept
+    finally:
+        cap.release()
+
+
+def extract_frames(input_dir: str | Path, out_dir: str | Path, sampling: Sampling) -> dict:
+    """Write kept frames as `out_dir/<video>/<frame>.jpg` and `out_dir/index.csv`."""
+    videos = list_media(input_dir, VIDEO_EXTS)
+    images = list_media(input_dir, IMAGE_EXTS)
+    if not videos and not images:
+        raise CharaidError(f"{input_dir}: no videos or pictures found")
+    rows: list[dict] = []
+    skipped: list[str] = []
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        for path in tqdm(videos, desc="extract_frames", unit="video"):
+            name = path.stem
+            frames = sample_video(path, sampling)
+            if not frames:
+                skipped.append(path.name)
+                print(f"warning: {path}: no decodable frames, skipped", file=sys.stderr)
+                continue
+            (tmp / name).mkdir(parents=True, exist_ok=True)
+            for index, seconds, frame in frames:
+                rel = f"{name}/{index:06d}.jpg"
+                write_image(tmp / rel, frame)
+                rows.append({"video": name, "frame": index, "time": seconds, "path": rel})
+        for path in images:
+            image = read_image(path)
+            if image is None:
+                skipped.append(path.name)
+                print(f"warning: {path}: not a readable picture, skipped", file=sys.stderr)
+                continue
+            rel = f"images/{path.stem}.jpg"
+            (tmp / "images").mkdir(exist_ok=True)
+            write_image(tmp / rel, image)
+            rows.append({"video": "images", "frame": path.stem, "time": 0.0, "path": rel})
+        if not rows:
+            raise CharaidError(f"{input_dir}: none of the inputs could be decoded")
+        write_index(tmp / "index.csv", rows)
+    return {"frames": len(rows), "videos": len(videos), "skipped": skipped}
+
+
+def write_index(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else INDEX_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_index(path: str | Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))

@@ -1,0 +1,66 @@
+import pytest
+import yaml
+
+from charaid.config import load_params, load_section, validate
+from charaid.errors import CharaidError
+
+
+def write(tmp_path, params):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_shipped_params_are_valid(sample_params):
+    assert validate(sample_params) is sample_params
+
+
+def test_misspelled_key_names_it_and_suggests(tmp_path, sample_params):
+    sample_params["train"]["epoch"] = sample_params["train"].pop("epochs")
+    with pytest.raises(CharaidError) as err:
+        load_params(write(tmp_path, sample_params))
+    msg = str(err.value)
+    assert "train.epoch" in msg and "did you mean 'epochs'" in msg and "batch_size" in msg
+
+
+def test_unknown_section_is_named(tmp_path, sample_params):
+    sample_params["trian"] = {"epochs": 3}
+    with pytest.raises(CharaidError, match="unknown key 'trian'; did you mean 'train'"):
+        load_params(write(tmp_path, sample_params))
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "expected"),
+    [
+        ("train", "epochs", "ten", "train.epochs must be an integer >= 1"),
+        ("train", "epochs", -3, "train.epochs must be an integer >= 1 (got -3)"),
+        ("train", "epochs", True, "train.epochs must be an integer"),
+        ("train", "fast", "yes", "train.fast must be true/false"),
+        ("detect_faces", "backend", "yolo", "must be one of animeface, lbp"),
+        ("detect_faces", "crop_size", 0, "detect_faces.crop_size must be an integer in [8, 512]"),
+        ("train", "lr", "0.1", "train.lr must be a number"),
+    ],
+)
+def test_bad_values_name_key_and_allowed(tmp_path, sample_params, section, key, value, expected):
+    sample_params[section][key] = value
+    with pytest.raises(CharaidError, match=expected.replace("[", r"\[").replace("(", r"\(")
+                       .replace(")", r"\)")):
+        load_params(write(tmp_path, sample_params))
+
+
+def test_missing_key_and_section(tmp_path, sample_params):
+    del sample_params["split"]["seed"]
+    with pytest.raises(CharaidError, match="split is missing seed"):
+        load_params(write(tmp_path, sample_params))
+    del sample_params["split"]
+    with pytest.raises(CharaidError, match="section 'split' is missing"):
+        load_section("split", write(tmp_path, sample_params))
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("train:\n  epochs: [1,\n")
+    with pytest.raises(CharaidError, match="not valid YAML at line"):
+        load_params(bad)
+    with pytest.raises(CharaidError, match="cannot read"):
+        load_params(tmp_path / "nope.yaml")

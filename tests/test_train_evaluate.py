@@ -1,0 +1,95 @@
+"""Train a real (tiny) Chainer model on separable crops, then evaluate and predict with it."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from charaid.errors import CharaidError
+from charaid.evaluate import evaluate
+from charaid.frames import read_index
+from charaid.labels import build_dataset
+from charaid.predict import Recognizer
+from charaid.split import split_rows, write_split
+from charaid.train import train
+
+CLASSES = {"Akari": (0, 0, 255), "Sora": (255, 0, 0), "other": (0, 255, 0)}
+
+
+def make_crops(root, n=24):
+    rng = np.random.default_rng(0)
+    for name, color in CLASSES.items():
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            img = rng.integers(0, 60, (50, 50, 3), dtype=np.uint8)
+            cv2.circle(img, (25, 25), 12 + i % 5, color, -1)
+            cv2.imwrite(str(root / name / f"{i}.png"), img)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train")
+    make_crops(tmp / "labeled")
+    label_params = {"from": "folders", "path": str(tmp / "labeled"), "min_iou": 0.5,
+                    "other_class": "other"}
+    build_dataset(label_params, 50, tmp, tmp / "dataset")
+    from charaid.labels import load_dataset
+
+    rows = load_dataset(tmp / "dataset")[1]
+    write_split(split_rows(rows, 4, 0), tmp / "split")
+    params = {"model": "seed_cnn", "seed": 0, "epochs": 4, "batch_size": 10, "lr": 0.002,
+              "fast": True}
+    (tmp / "models").mkdir()
+    (tmp / "metrics").mkdir()
+    result = train(params, tmp / "dataset", tmp / "split", tmp / "models", tmp / "metrics",
+                   tmp / "snapshots")
+    return tmp, result
+
+
+def test_training_writes_model_metrics_and_curves(trained):
+    tmp, result = trained
+    meta = json.loads((tmp / "models" / "model.json").read_text())
+    assert meta["classes"] == sorted(CLASSES) and meta["input_size"] == 50
+    log = read_index(tmp / "metrics" / "train_log.csv")
+    assert [int(r["epoch"]) for r in log] == [1, 2, 3, 4]
+    assert float(log[-1]["loss"]) < float(log[0]["loss"])
+    assert result["test_accuracy"] >= 0.9
+    for name in ("train.json", "train_speed.json", "train_loss.png", "train_accuracy.png"):
+        assert (tmp / "metrics" / name).is_file()
+    assert not (tmp / "snapshots").exists() or not any((tmp / "snapshots").iterdir())
+
+
+def test_evaluate_reports_per_class_and_confusion(trained):
+    tmp, _ = trained
+    metrics = evaluate(tmp / "dataset", tmp / "split", tmp / "models", tmp / "metrics", 0.5,
+                       "other")
+    assert metrics["accuracy"] >= 0.9 and metrics["test_faces"] == 12
+    assert set(metrics["per_class"]) == set(CLASSES)
+    assert all(v["support"] == 4 for v in metrics["per_class"].values())
+    confusion = read_index(tmp / "metrics" / "confusion.csv")
+    assert len(confusion) == 12 and set(confusion[0]) == {"actual", "predicted"}
+
+
+def test_recognizer_threshold_gives_unknown(trained):
+    tmp, _ = trained
+    rec = Recognizer(tmp / "models")
+    probs = np.array([0.5, 0.3, 0.2])
+    assert rec.name(probs, 0.4)[0] == rec.classes[0]
+    name, top = rec.name(probs, 0.6)
+    assert name == "unknown" and [t[0] for t in top] == rec.classes
+    crop = np.zeros((1, 50, 50, 3), np.uint8)
+    cv2.circle(crop[0], (25, 25), 14, CLASSES["Sora"], -1)
+    assert rec.classes[int(rec.probabilities(crop).argmax())] == "Sora"
+
+
+def test_model_from_another_class_set_is_refused(trained, tmp_path):
+    tmp, _ = trained
+    meta = json.loads((tmp / "models" / "model.json").read_text())
+    meta["classes"] = ["a", "b", "c", "d", "e"]
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    (tmp_path / "model.npz").write_bytes((tmp / "models" / "model.npz").read_bytes())
+    with pytest.raises(CharaidError, match="does not match model.json"):
+        Recognizer(tmp_path)
+    with pytest.raises(CharaidError, match="no trained model"):
+        Recognizer(tmp_path / "empty")
