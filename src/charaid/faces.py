@@ -7,8 +7,7 @@ thread so the processes do not fight over the cores.
 from __future__ import annotations
 
 import csv
-import multiprocessing as mp
-from concurrent.futures import ProcessPoolExecutor
+import sys
 from pathlib import Path
 
 import cv2
@@ -21,8 +20,21 @@ from charaid.detect import Detection, make_detector
 from charaid.errors import CharaidError
 from charaid.frames import read_index
 from charaid.media import read_image, write_image
+from charaid.workers import FAILED, watchdog_map
 
-INDEX_FIELDS = ["crop", "video", "frame", "x", "y", "w", "h", "score", "crop_x", "crop_y", "crop_side"]
+INDEX_FIELDS = [
+    "crop",
+    "video",
+    "frame",
+    "x",
+    "y",
+    "w",
+    "h",
+    "score",
+    "crop_x",
+    "crop_y",
+    "crop_side",
+]
 
 _worker: dict = {}
 
@@ -50,26 +62,28 @@ def _faces_in(path: str) -> tuple[str, list[Face] | None]:
     return path, faces
 
 
+FRAME_TIMEOUT = 60.0  # seconds; a frame normally takes well under one
+
+
 def find_faces(paths: list[str], params: dict) -> dict[str, list[Face] | None]:
-    """Faces per frame path (None where a frame could not be read), with a progress bar."""
+    """Faces per frame path (None where a frame could not be read), with a progress bar.
+
+    Frames go to worker processes under a watchdog (see charaid.workers): a detector that hangs
+    on a frame is restarted and the frame retried once, then skipped with a warning.
+    """
     make_detector(params)  # fail fast, in this process, on a bad backend or cascade
-    workers = min(params["workers"], max(1, len(paths)))
     results: dict[str, list[Face] | None] = {}
-    bar = tqdm(total=len(paths), desc="detect_faces", unit="frame")
-    if workers == 1:
-        _init_worker(params)
-        for path in paths:
-            results.update([_faces_in(path)])
+    with tqdm(total=len(paths), desc="detect_faces", unit="frame") as bar:
+        for path, found in watchdog_map(
+            _faces_in, paths, params["workers"], FRAME_TIMEOUT, _init_worker, (params,)
+        ):
+            if found is FAILED:
+                print(
+                    f"warning: {path}: detector hung twice on this frame, skipped", file=sys.stderr
+                )
+                found = (path, [])
+            results[path] = found[1]
             bar.update()
-    else:
-        # spawn, not fork: forking a process whose OpenCV/BLAS threads hold locks can deadlock.
-        # A worker that dies breaks the pool with an error instead of hanging it.
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(workers, ctx, _init_worker, (params,)) as pool:
-            for path, faces in pool.map(_faces_in, paths, chunksize=4):
-                results[path] = faces
-                bar.update()
-    bar.close()
     return results
 
 
@@ -94,16 +108,29 @@ def detect_faces(frames_dir: str | Path, out_dir: str | Path, params: dict) -> d
                 write_image(tmp / rel, crop)
                 x, y, w, h = (round(v, 1) for v in det.box)
                 rows.append(
-                    {"crop": rel, "video": row["video"], "frame": row["frame"], "x": x, "y": y,
-                     "w": w, "h": h, "score": round(det.score, 4), "crop_x": cx, "crop_y": cy,
-                     "crop_side": side}
+                    {
+                        "crop": rel,
+                        "video": row["video"],
+                        "frame": row["frame"],
+                        "x": x,
+                        "y": y,
+                        "w": w,
+                        "h": h,
+                        "score": round(det.score, 4),
+                        "crop_x": cx,
+                        "crop_y": cy,
+                        "crop_side": side,
+                    }
                 )
         with open(tmp / "index.csv", "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=INDEX_FIELDS)
             writer.writeheader()
             writer.writerows(rows)
-    return {"frames": len(frames), "faces": len(rows),
-            "frames_with_faces": sum(1 for v in found.values() if v)}
+    return {
+        "frames": len(frames),
+        "faces": len(rows),
+        "frames_with_faces": sum(1 for v in found.values() if v),
+    }
 
 
 def face_boxes(rows: list[dict]) -> dict[tuple[str, str], list[tuple[int, tuple]]]:

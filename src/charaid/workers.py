@@ -1,0 +1,113 @@
+"""A process pool with a watchdog: a task that hangs is retried once in a fresh process.
+
+animeface's native code can spin forever after a particular run of earlier calls in the same
+process (hidden state; each frame alone takes ~0.1 s). A plain Pool would hang the stage, so each
+worker runs one task at a time under a deadline; on a hang or crash the worker is killed, a new
+one starts (with fresh state) and the task is tried once more before it is reported as failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import time
+from collections.abc import Callable, Iterable, Iterator
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+FAILED = object()  # result of a task that hung or crashed twice
+
+
+def _serve(conn: Connection, init: Callable | None, init_args: tuple, func: Callable) -> None:
+    if init is not None:
+        init(*init_args)
+    while True:
+        task = conn.recv()
+        if task is None:
+            return
+        try:
+            conn.send((True, func(task)))
+        except Exception as exc:  # reported to the parent, which decides
+            conn.send((False, f"{type(exc).__name__}: {exc}"))
+
+
+class _Worker:
+    def __init__(self, ctx, init, init_args, func) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(child, init, init_args, func), daemon=True)
+        self.proc.start()
+        child.close()
+        self.task: Any = None
+        self.tries = 0
+        self.started = 0.0
+
+    def give(self, task: Any, tries: int) -> None:
+        self.task, self.tries, self.started = task, tries, time.monotonic()
+        self.conn.send(task)
+
+    def stop(self, kill: bool = False) -> None:
+        if kill:
+            self.proc.kill()
+        else:
+            with contextlib.suppress(OSError):
+                self.conn.send(None)
+        self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()
+
+
+def watchdog_map(
+    func: Callable,
+    tasks: Iterable,
+    workers: int,
+    timeout: float,
+    init: Callable | None = None,
+    init_args: tuple = (),
+) -> Iterator[tuple]:
+    """Yield (task, result) as tasks finish; result is FAILED after two hangs or crashes.
+
+    A task whose function raises is re-raised here as RuntimeError (a bug, not a hang).
+    """
+    ctx = mp.get_context("spawn")  # fork with live OpenCV/BLAS threads can deadlock
+    queue: list[tuple[Any, int]] = [(t, 0) for t in tasks]
+    queue.reverse()
+    pool = [_Worker(ctx, init, init_args, func) for _ in range(max(1, min(workers, len(queue))))]
+    try:
+        for w in pool:
+            if queue:
+                w.give(*queue.pop())
+        while any(w.task is not None for w in pool):
+            busy = [w for w in pool if w.task is not None]
+            ready = wait([w.conn for w in busy], timeout=1.0)
+            for i, w in enumerate(pool):
+                if w.task is None:
+                    continue
+                result: Any = None
+                if w.conn in ready:
+                    try:
+                        ok, result = w.conn.recv()
+                    except (EOFError, OSError):
+                        ok, result = None, None  # the worker died
+                    if ok is False:
+                        raise RuntimeError(f"worker failed on {w.task!r}: {result}")
+                elif time.monotonic() - w.started > timeout:
+                    ok = None
+                else:
+                    continue
+                task, tries = w.task, w.tries
+                if ok is None:  # hung or crashed: replace the worker, retry once
+                    w.stop(kill=True)
+                    pool[i] = w = _Worker(ctx, init, init_args, func)
+                    if tries == 0:
+                        w.give(task, 1)
+                        continue
+                    result = FAILED
+                w.task = None
+                yield task, result
+                if queue:
+                    w.give(*queue.pop())
+    finally:
+        for w in pool:
+            w.stop(kill=w.task is not None)

@@ -1,0 +1,42 @@
+"""The watchdog pool: hung or crashed tasks are retried once in a fresh process, then FAILED."""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from charaid.workers import FAILED, watchdog_map
+
+
+def flaky(task: str) -> str:
+    kind, marker = task.split(":", 1)
+    if kind == "always":
+        time.sleep(60)
+    if kind in ("once", "crash_once") and not Path(marker).exists():
+        Path(marker).touch()  # hang/crash only on the first try, like animeface's hidden state
+        if kind == "crash_once":
+            os._exit(3)
+        time.sleep(60)
+    if kind == "bug":
+        raise ValueError("boom")
+    return kind.upper()
+
+
+def test_hangs_and_crashes_are_retried_then_reported(tmp_path):
+    tasks = ["ok:-", f"once:{tmp_path}/a", f"crash_once:{tmp_path}/b", "always:-", "fine:-"]
+    started = time.monotonic()
+    results = dict(watchdog_map(flaky, tasks, workers=2, timeout=1.5))
+    assert results == {
+        "ok:-": "OK",
+        f"once:{tmp_path}/a": "ONCE",
+        f"crash_once:{tmp_path}/b": "CRASH_ONCE",
+        "always:-": FAILED,
+        "fine:-": "FINE",
+    }
+    assert time.monotonic() - started < 30
+
+
+def test_an_exception_is_a_bug_not_a_hang():
+    with pytest.raises(RuntimeError, match="ValueError: boom"):
+        list(watchdog_map(flaky, ["bug:-"], workers=1, timeout=5))
