@@ -17,9 +17,16 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.slow
 
 TINY = {
-    "make_demo": {"characters": 3, "extras": 4, "episodes": 1, "seconds": 4, "fps": 6,
-                  "width": 640, "height": 360, "other_show_episodes": 1},
-    "extract_frames": {"every_n_frames": 1},
+    "make_demo": {
+        "characters": 3,
+        "extras": 4,
+        "episodes": 1,
+        "seconds": 12,
+        "fps": 2,
+        "width": 640,
+        "height": 360,
+        "other_show_episodes": 1,
+    },
     "split": {"test_per_class": 0.25},
     "train": {"epochs": 2},
     "annotate_samples": {"count": 2},
@@ -28,15 +35,21 @@ TINY = {
 
 def env() -> dict:
     bindir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": bindir + os.pathsep + os.environ["PATH"],
-            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@localhost",
-            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@localhost"}
+    return {
+        **os.environ,
+        "PATH": bindir + os.pathsep + os.environ["PATH"],
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@localhost",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@localhost",
+    }
 
 
 def sh(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True,
-                            timeout=900)
-    assert result.returncode == 0, f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    result = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, (
+        f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
     return result
 
 
@@ -47,8 +60,9 @@ def project(tmp_path_factory) -> Path:
     for name in ("dvc.yaml", "params.yaml", ".gitignore"):
         shutil.copy(ROOT / name, repo / name)
     for folder in ("stages", "src"):
-        shutil.copytree(ROOT / folder, repo / folder,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        shutil.copytree(
+            ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+        )
     (repo / "metrics").mkdir()
     (repo / "models").mkdir()
     params = yaml.safe_load((repo / "params.yaml").read_text())
