@@ -7,6 +7,8 @@ def test_colours_are_fixed_per_name_and_distinct():
     assert class_color("Akari") == class_color("Akari")
     assert len({class_color(n) for n in ("Akari", "Hikari", "Sora", "Ren", "Mio")}) == 5
     assert class_color("unknown") == (160, 160, 160)
+    classes = ["Akari", "Hikari", "Mio", "Ren", "Sora", "Yui", "other"]
+    assert len({class_color(n, classes) for n in classes}) == len(classes)
 
 
 def test_draw_faces_draws_box_in_class_colour_and_keeps_input():
@@ -24,8 +26,7 @@ def test_label_stays_inside_for_faces_at_the_top_edge():
 
 
 def test_contact_sheet_has_a_row_per_class():
-    crops = {"a": [np.full((50, 50, 3), 200, np.uint8)] * 3, "b": [np.zeros((50, 50, 3),
-                                                                          np.uint8)]}
+    crops = {"a": [np.full((50, 50, 3), 200, np.uint8)] * 3, "b": [np.zeros((50, 50, 3), np.uint8)]}
     sheet = contact_sheet(crops)
     assert sheet.shape[0] == 2 * 58 + 8
     assert (sheet[8:58, 180:230] == 200).all()

@@ -26,24 +26,51 @@ def pick_samples(frame_rows: list[dict], face_rows: list[dict], count: int) -> l
     return [candidates[int(i * step + step / 2)] for i in range(count)]
 
 
-def annotate_samples(frames_dir: Path, faces_dir: Path, model_dir: Path, out_dir: Path,
-                     detect_params: dict, predict_params: dict, count: int) -> dict:
+def annotate_samples(
+    frames_dir: Path,
+    faces_dir: Path,
+    model_dir: Path,
+    out_dir: Path,
+    detect_params: dict,
+    predict_params: dict,
+    count: int,
+) -> dict:
     """Write annotated JPEGs and `annotations.json` (every face drawn: box, name, top-k)."""
-    samples = pick_samples(read_index(frames_dir / "index.csv"),
-                           read_index(faces_dir / "index.csv"), count)
+    samples = pick_samples(
+        read_index(frames_dir / "index.csv"), read_index(faces_dir / "index.csv"), count
+    )
     rec = Recognizer(model_dir)
     detector = make_detector(detect_params)
     record = []
     with atomic_dir(out_dir) as tmp:
         for row in tqdm(samples, desc="annotate_samples", unit="frame"):
             image = read_image(frames_dir / row["path"])
-            faces = rec.recognize(image, detector, detect_params["margin"],
-                                  predict_params["unknown_threshold"], predict_params["top_k"])
+            faces = rec.recognize(
+                image,
+                detector,
+                detect_params["margin"],
+                predict_params["unknown_threshold"],
+                predict_params["top_k"],
+            )
             name = f"{row['video']}_{row['frame']}.jpg"
-            write_image(tmp / name, draw_faces(image, [(f.box, f.name, f.probability)
-                                                       for f in faces]))
-            record.append({"image": name, "source": row["path"], "faces": [
-                {"box": [round(v, 1) for v in f.box], "name": f.name, "probability": f.probability,
-                 "top": [[n, p] for n, p in f.top]} for f in faces]})
+            write_image(
+                tmp / name,
+                draw_faces(image, [(f.box, f.name, f.probability) for f in faces], rec.classes),
+            )
+            record.append(
+                {
+                    "image": name,
+                    "source": row["path"],
+                    "faces": [
+                        {
+                            "box": [round(v, 1) for v in f.box],
+                            "name": f.name,
+                            "probability": f.probability,
+                            "top": [[n, p] for n, p in f.top],
+                        }
+                        for f in faces
+                    ],
+                }
+            )
         write_json(tmp / "annotations.json", record)
     return {"images": len(record), "faces": sum(len(r["faces"]) for r in record)}

@@ -15,10 +15,30 @@ UNKNOWN = "unknown"
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def class_color(name: str) -> tuple[int, int, int]:
-    """A fixed, bright BGR colour per class name (stable across runs and models)."""
+# Well-separated colours (BGR) for a model's classes, in class order.
+PALETTE = [
+    (60, 76, 231),
+    (113, 204, 46),
+    (219, 152, 52),
+    (15, 196, 241),
+    (182, 89, 155),
+    (34, 126, 230),
+    (156, 188, 26),
+    (203, 192, 255),
+    (0, 84, 211),
+    (160, 222, 255),
+    (133, 0, 128),
+    (255, 255, 0),
+]
+
+
+def class_color(name: str, classes: Sequence[str] = ()) -> tuple[int, int, int]:
+    """A fixed BGR colour per class: by position among the model's `classes` (distinct), else
+    derived from the name (stable across runs, but two names may look alike)."""
     if name == UNKNOWN:
         return (160, 160, 160)
+    if name in classes and len(classes) <= len(PALETTE):
+        return PALETTE[list(classes).index(name)]
     hue = int(hashlib.md5(name.encode("utf-8")).hexdigest()[:6], 16) / 0xFFFFFF
     r, g, b = colorsys.hsv_to_rgb(hue, 0.85, 1.0)
     return int(b * 255), int(g * 255), int(r * 255)
@@ -37,13 +57,15 @@ def draw_label(image: np.ndarray, text: str, x: int, y: int, color: tuple, scale
     cv2.putText(image, text, (x + 2, y + th + 2), _FONT, scale, ink, thickness, cv2.LINE_AA)
 
 
-def draw_faces(image: np.ndarray, faces: Sequence[tuple[Box, str, float]]) -> np.ndarray:
+def draw_faces(
+    image: np.ndarray, faces: Sequence[tuple[Box, str, float]], classes: Sequence[str] = ()
+) -> np.ndarray:
     """A copy of `image` with a box and `name 0.93` on each face, legible at any image size."""
     out = image.copy()
     H, W = out.shape[:2]
     scale = max(0.4, min(W, H) / 900)
     for (x, y, w, h), name, prob in faces:
-        color = class_color(name)
+        color = class_color(name, classes)
         p0, p1 = (int(x), int(y)), (int(x + w), int(y + h))
         cv2.rectangle(out, p0, p1, color, max(2, int(round(scale * 3))))
         label = f"{name} {prob:.2f}"
@@ -57,17 +79,28 @@ def contact_sheet(groups: dict[str, Sequence[np.ndarray]], per_row: int = 16) ->
     """One row per class: its name, count, and up to `per_row` crops."""
     if not groups:
         return np.full((40, 200, 3), 255, np.uint8)
-    side = max(img.shape[0] for imgs in groups.values() for img in imgs[:1]) if any(
-        len(v) for v in groups.values()
-    ) else 50
+    side = (
+        max(img.shape[0] for imgs in groups.values() for img in imgs[:1])
+        if any(len(v) for v in groups.values())
+        else 50
+    )
     label_w = 180
-    sheet = np.full((len(groups) * (side + 8) + 8, label_w + per_row * (side + 4) + 4, 3), 255,
-                    np.uint8)
+    sheet = np.full(
+        (len(groups) * (side + 8) + 8, label_w + per_row * (side + 4) + 4, 3), 255, np.uint8
+    )
     for r, (name, images) in enumerate(groups.items()):
         y = 8 + r * (side + 8)
         cv2.putText(sheet, name, (6, y + side // 2), _FONT, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
-        cv2.putText(sheet, f"{len(images)} crops", (6, y + side // 2 + 20), _FONT, 0.45,
-                    (90, 90, 90), 1, cv2.LINE_AA)
+        cv2.putText(
+            sheet,
+            f"{len(images)} crops",
+            (6, y + side // 2 + 20),
+            _FONT,
+            0.45,
+            (90, 90, 90),
+            1,
+            cv2.LINE_AA,
+        )
         cv2.rectangle(sheet, (2, y), (8, y + side), class_color(name), -1)
         for c, img in enumerate(images[:per_row]):
             x = label_w + c * (side + 4)
