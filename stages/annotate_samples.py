@@ -9,9 +9,15 @@ from charaid.stage import run
 
 def main() -> None:
     p = load_params()
-    s = annotate_samples(Path("data/frames"), Path("data/faces"), Path("models"),
-                         Path("data/annotated"), p["detect_faces"], p["predict"],
-                         p["annotate_samples"]["count"])
+    s = annotate_samples(
+        Path("data/frames"),
+        Path("data/faces"),
+        Path("models"),
+        Path("data/annotated"),
+        p["detect_faces"],
+        p["predict"],
+        p["annotate_samples"]["count"],
+    )
     print(f"annotate_samples: {s['faces']} faces named in {s['images']} pictures")
 
 

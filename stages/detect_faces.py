@@ -7,8 +7,10 @@ from charaid.stage import run
 
 def main() -> None:
     summary = detect_faces("data/frames", "data/faces", load_section("detect_faces"))
-    print(f"detect_faces: {summary['faces']} faces in {summary['frames_with_faces']} of "
-          f"{summary['frames']} frames")
+    print(
+        f"detect_faces: {summary['faces']} faces in {summary['frames_with_faces']} of "
+        f"{summary['frames']} frames"
+    )
 
 
 if __name__ == "__main__":

@@ -9,10 +9,18 @@ from charaid.stage import run
 
 def main() -> None:
     p = load_params()
-    m = evaluate(Path("data/dataset"), Path("data/split"), Path("models"), Path("metrics"),
-                 p["predict"]["unknown_threshold"], p["label"]["other_class"])
+    m = evaluate(
+        Path("data/dataset"),
+        Path("data/split"),
+        Path("models"),
+        Path("metrics"),
+        p["predict"]["unknown_threshold"],
+        p["label"]["other_class"],
+    )
     shown = {k: m[k] for k in ("accuracy", "macro_f1")}
-    print(f"evaluate: {shown}, other show rejected: {m.get('other_show', {}).get('rejection_rate')}")
+    print(
+        f"evaluate: {shown}, other show rejected: {m.get('other_show', {}).get('rejection_rate')}"
+    )
 
 
 if __name__ == "__main__":

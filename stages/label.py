@@ -9,8 +9,9 @@ from charaid.stage import run
 
 def main() -> None:
     p = load_params()
-    summary = build_dataset(p["label"], p["detect_faces"]["crop_size"], Path("data/faces"),
-                            Path("data/dataset"))
+    summary = build_dataset(
+        p["label"], p["detect_faces"]["crop_size"], Path("data/faces"), Path("data/dataset")
+    )
     print(f"label: {summary['faces']} faces: {summary['classes']}")
 
 

@@ -43,8 +43,9 @@ def test_unknown_section_is_named(tmp_path, sample_params):
 )
 def test_bad_values_name_key_and_allowed(tmp_path, sample_params, section, key, value, expected):
     sample_params[section][key] = value
-    with pytest.raises(CharaidError, match=expected.replace("[", r"\[").replace("(", r"\(")
-                       .replace(")", r"\)")):
+    with pytest.raises(
+        CharaidError, match=expected.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
+    ):
         load_params(write(tmp_path, sample_params))
 
 

@@ -6,8 +6,17 @@ from tests.conftest import CASCADE
 
 
 def lbp_params(**extra):
-    params = {"backend": "lbp", "cascade": str(CASCADE), "scale_factor": 1.1, "min_neighbors": 5,
-              "min_size": 24, "min_score": 0.0, "margin": 0.2, "crop_size": 50, "workers": 1}
+    params = {
+        "backend": "lbp",
+        "cascade": str(CASCADE),
+        "scale_factor": 1.1,
+        "min_neighbors": 5,
+        "min_size": 24,
+        "min_score": 0.0,
+        "margin": 0.2,
+        "crop_size": 50,
+        "workers": 1,
+    }
     return {**params, **extra}
 
 

@@ -17,7 +17,9 @@ def test_lbp_stage_finds_real_faces_in_sakurasou(tmp_path):
     need_shared(CASCADE)
     (tmp_path / "videos").mkdir()
     shutil.copy(SAKURASOU, tmp_path / "videos")
-    extract_frames(tmp_path / "videos", tmp_path / "frames", Sampling(every_n_frames=8, dedup_distance=-1))
+    extract_frames(
+        tmp_path / "videos", tmp_path / "frames", Sampling(every_n_frames=8, dedup_distance=-1)
+    )
     summary = detect_faces(tmp_path / "frames", tmp_path / "faces", lbp_params(workers=2))
     rows = read_index(tmp_path / "faces" / "index.csv")
     assert summary["faces"] == len(rows) >= 3

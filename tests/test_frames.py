@@ -17,7 +17,9 @@ def test_every_n_frames_and_index(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     write_video(src / "ep1.mp4", moving_square_frames(20))
-    summary = extract_frames(src, tmp_path / "frames", Sampling(every_n_frames=5, dedup_distance=-1))
+    summary = extract_frames(
+        src, tmp_path / "frames", Sampling(every_n_frames=5, dedup_distance=-1)
+    )
     rows = read_index(tmp_path / "frames" / "index.csv")
     assert summary["frames"] == 4
     assert [int(r["frame"]) for r in rows] == [0, 5, 10, 15]
@@ -74,7 +76,7 @@ def test_pictures_pass_through(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     cv2.imwrite(str(src / "a.png"), moving_square_frames(1)[0])
-    gray16 = (np.arange(100 * 80, dtype=np.uint16).reshape(80, 100) * 8)
+    gray16 = np.arange(100 * 80, dtype=np.uint16).reshape(80, 100) * 8
     cv2.imwrite(str(src / "b16.png"), gray16)
     (src / "c.jpg").write_bytes(b"not a jpeg")
     summary = extract_frames(src, tmp_path / "out", Sampling())

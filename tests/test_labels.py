@@ -19,29 +19,63 @@ def write_csv(path, rows):
 
 
 def face_row(crop, frame, x, y, w):
-    return {"crop": crop, "video": "ep01", "frame": frame, "x": x, "y": y, "w": w, "h": w,
-            "score": 1.0, "crop_x": x, "crop_y": y, "crop_side": w}
+    return {
+        "crop": crop,
+        "video": "ep01",
+        "frame": frame,
+        "x": x,
+        "y": y,
+        "w": w,
+        "h": w,
+        "score": 1.0,
+        "crop_x": x,
+        "crop_y": y,
+        "crop_side": w,
+    }
 
 
 def test_truth_labels_by_iou(tmp_path):
     faces, truth = tmp_path / "faces", tmp_path / "truth"
-    write_csv(faces / "index.csv", [
-        face_row("crops/a.png", 0, 10, 10, 40),     # Akari
-        face_row("crops/b.png", 0, 200, 200, 40),   # nobody there: a false positive
-        face_row("crops/c.png", 2, 100, 100, 60),   # an extra -> other
-        face_row("crops/d.png", 2, 300, 100, 60),   # the other show
-    ])
-    write_csv(truth / "ep01.csv", [
-        {"frame": 0, "character": "Akari", "role": "cast", "x": 12, "y": 10, "w": 40, "h": 40},
-        {"frame": 2, "character": "extra03", "role": "extra", "x": 98, "y": 104, "w": 60,
-         "h": 60},
-        {"frame": 2, "character": "Zed", "role": "othershow", "x": 300, "y": 100, "w": 60,
-         "h": 60},
-        {"frame": 5, "character": "Akari", "role": "cast", "x": 0, "y": 0, "w": 40, "h": 40},
-    ])
+    write_csv(
+        faces / "index.csv",
+        [
+            face_row("crops/a.png", 0, 10, 10, 40),  # Akari
+            face_row("crops/b.png", 0, 200, 200, 40),  # nobody there: a false positive
+            face_row("crops/c.png", 2, 100, 100, 60),  # an extra -> other
+            face_row("crops/d.png", 2, 300, 100, 60),  # the other show
+        ],
+    )
+    write_csv(
+        truth / "ep01.csv",
+        [
+            {"frame": 0, "character": "Akari", "role": "cast", "x": 12, "y": 10, "w": 40, "h": 40},
+            {
+                "frame": 2,
+                "character": "extra03",
+                "role": "extra",
+                "x": 98,
+                "y": 104,
+                "w": 60,
+                "h": 60,
+            },
+            {
+                "frame": 2,
+                "character": "Zed",
+                "role": "othershow",
+                "x": 300,
+                "y": 100,
+                "w": 60,
+                "h": 60,
+            },
+            {"frame": 5, "character": "Akari", "role": "cast", "x": 0, "y": 0, "w": 40, "h": 40},
+        ],
+    )
     rows = labels_from_truth(faces, truth, 0.5, "other")
     assert [(r["id"], r["label"]) for r in rows] == [
-        ("crops/a.png", "Akari"), ("crops/c.png", "other"), ("crops/d.png", "othershow:Zed")]
+        ("crops/a.png", "Akari"),
+        ("crops/c.png", "other"),
+        ("crops/d.png", "othershow:Zed"),
+    ]
 
 
 def make_folders(root, classes):

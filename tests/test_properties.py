@@ -32,8 +32,9 @@ def test_match_is_one_to_one_above_threshold(preds, truths, min_iou):
     assert all(iou(preds[i], truths[j]) >= min_iou for i, j in pairs)
 
 
-class_sizes = st.dictionaries(st.sampled_from(["Akari", "Sora", "Ren", "other", "澪 san"]),
-                              st.integers(6, 40), min_size=2)
+class_sizes = st.dictionaries(
+    st.sampled_from(["Akari", "Sora", "Ren", "other", "澪 san"]), st.integers(6, 40), min_size=2
+)
 
 
 @settings(max_examples=50)
@@ -52,7 +53,7 @@ def test_split_partitions_exactly_and_ignores_order(sizes, holdout, seed, rnd):
     assert split_rows(shuffled, holdout, seed) == parts
 
 
-@given(st.integers(-10**6, 10**6))
+@given(st.integers(-(10**6), 10**6))
 def test_epochs_validation_matches_range(epochs):
     import yaml
 
@@ -71,7 +72,8 @@ def test_epochs_validation_matches_range(epochs):
 def test_random_module_is_not_used_for_split():
     # the split must not depend on Python's global random state
     rows = [{"id": f"a/{i}", "label": "a"} for i in range(20)] + [
-        {"id": f"b/{i}", "label": "b"} for i in range(20)]
+        {"id": f"b/{i}", "label": "b"} for i in range(20)
+    ]
     random.seed(1)
     first = split_rows(rows, 5, 3)
     random.seed(2)

@@ -7,16 +7,22 @@ from charaid.split import split_rows, write_split
 
 
 def rows_for(counts):
-    return [{"id": f"{label}/{i:03d}.png", "label": label} for label, n in counts.items()
-            for i in range(n)]
+    return [
+        {"id": f"{label}/{i:03d}.png", "label": label}
+        for label, n in counts.items()
+        for i in range(n)
+    ]
 
 
 def test_holdout_counts_and_partition():
     rows = rows_for({"Akari": 30, "Sora": 40, "other": 120}) + [
-        {"id": "os/1.png", "label": "othershow:Zed"}]
+        {"id": "os/1.png", "label": "othershow:Zed"}
+    ]
     parts = split_rows(rows, 25, seed=0)
-    test_counts = {label: sum(r["label"] == label for r in parts["test"])
-                   for label in ("Akari", "Sora", "other")}
+    test_counts = {
+        label: sum(r["label"] == label for r in parts["test"])
+        for label in ("Akari", "Sora", "other")
+    }
     assert test_counts == {"Akari": 25, "Sora": 25, "other": 25}
     ids = [r["id"] for part in ("train", "test") for r in parts[part]]
     assert sorted(ids) == sorted(r["id"] for r in rows if not r["label"].startswith("othershow"))

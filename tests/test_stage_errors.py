@@ -9,8 +9,13 @@ from tests.conftest import ROOT
 
 
 def run_stage(name, cwd):
-    return subprocess.run([sys.executable, str(ROOT / "stages" / f"{name}.py")], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "stages" / f"{name}.py")],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def params_with(tmp_path, sample_params, **changes):
@@ -36,8 +41,9 @@ def test_params_typo_names_the_key(tmp_path, sample_params):
 
 def test_wrong_type_names_key_and_allowed(tmp_path, sample_params):
     params_with(tmp_path, sample_params, detect_faces__backend="opencv")
-    assert_one_line_error(run_stage("detect_faces", tmp_path), "detect_faces.backend",
-                          "animeface, lbp")
+    assert_one_line_error(
+        run_stage("detect_faces", tmp_path), "detect_faces.backend", "animeface, lbp"
+    )
 
 
 def test_missing_input_folder(tmp_path, sample_params):
@@ -52,6 +58,5 @@ def test_class_smaller_than_holdout_stops_split(tmp_path, sample_params):
     make_folders(tmp_path / "labeled", {"Mio": 30, "Yui": 10})
     params_with(tmp_path, sample_params, label__from="folders", label__path="labeled")
     assert run_stage("label", tmp_path).returncode == 0
-    assert_one_line_error(run_stage("split", tmp_path), "class 'Yui' has 10 crops",
-                          "hold out 25")
+    assert_one_line_error(run_stage("split", tmp_path), "class 'Yui' has 10 crops", "hold out 25")
     assert not (tmp_path / "data" / "split").exists()

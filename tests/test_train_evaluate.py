@@ -31,19 +31,30 @@ def make_crops(root, n=24):
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train")
     make_crops(tmp / "labeled")
-    label_params = {"from": "folders", "path": str(tmp / "labeled"), "min_iou": 0.5,
-                    "other_class": "other"}
+    label_params = {
+        "from": "folders",
+        "path": str(tmp / "labeled"),
+        "min_iou": 0.5,
+        "other_class": "other",
+    }
     build_dataset(label_params, 50, tmp, tmp / "dataset")
     from charaid.labels import load_dataset
 
     rows = load_dataset(tmp / "dataset")[1]
     write_split(split_rows(rows, 4, 0), tmp / "split")
-    params = {"model": "seed_cnn", "seed": 0, "epochs": 4, "batch_size": 10, "lr": 0.002,
-              "fast": True}
+    params = {
+        "model": "seed_cnn",
+        "seed": 0,
+        "epochs": 4,
+        "batch_size": 10,
+        "lr": 0.002,
+        "fast": True,
+    }
     (tmp / "models").mkdir()
     (tmp / "metrics").mkdir()
-    result = train(params, tmp / "dataset", tmp / "split", tmp / "models", tmp / "metrics",
-                   tmp / "snapshots")
+    result = train(
+        params, tmp / "dataset", tmp / "split", tmp / "models", tmp / "metrics", tmp / "snapshots"
+    )
     return tmp, result
 
 
@@ -62,8 +73,9 @@ def test_training_writes_model_metrics_and_curves(trained):
 
 def test_evaluate_reports_per_class_and_confusion(trained):
     tmp, _ = trained
-    metrics = evaluate(tmp / "dataset", tmp / "split", tmp / "models", tmp / "metrics", 0.5,
-                       "other")
+    metrics = evaluate(
+        tmp / "dataset", tmp / "split", tmp / "models", tmp / "metrics", 0.5, "other"
+    )
     assert metrics["accuracy"] >= 0.9 and metrics["test_faces"] == 12
     assert set(metrics["per_class"]) == set(CLASSES)
     assert all(v["support"] == 4 for v in metrics["per_class"].values())

@@ -30,8 +30,14 @@ def open_set_names(rec: Recognizer, probs: np.ndarray, threshold: float) -> list
     return [rec.name(p, threshold)[0] for p in probs]
 
 
-def evaluate(dataset_dir: Path, split_dir: Path, model_dir: Path, metrics_dir: Path,
-             threshold: float, other_class: str) -> dict:
+def evaluate(
+    dataset_dir: Path,
+    split_dir: Path,
+    model_dir: Path,
+    metrics_dir: Path,
+    threshold: float,
+    other_class: str,
+) -> dict:
     """Write `metrics_dir/eval.json` and `metrics_dir/confusion.csv`; return the metrics."""
     images, rows = load_dataset(dataset_dir)
     ids = [r["id"] for r in rows]
@@ -50,16 +56,21 @@ def evaluate(dataset_dir: Path, split_dir: Path, model_dir: Path, metrics_dir: P
     p, r, f, s = precision_recall_fscore_support(truth, closed, labels=labels, zero_division=0)
     metrics = {
         "accuracy": round(accuracy_score(truth, closed), 4),
-        "macro_f1": round(f1_score(truth, closed, labels=labels, average="macro",
-                                   zero_division=0), 4),
+        "macro_f1": round(
+            f1_score(truth, closed, labels=labels, average="macro", zero_division=0), 4
+        ),
         "open_set": {
             "threshold": threshold,
             "accuracy": round(float(np.mean([right(a, b) for a, b in zip(truth, opened)])), 4),
             "unknown_rate": round(float(np.mean([b == UNKNOWN for b in opened])), 4),
         },
         "per_class": {
-            c: {"precision": round(float(p[i]), 4), "recall": round(float(r[i]), 4),
-                "f1": round(float(f[i]), 4), "support": int(s[i])}
+            c: {
+                "precision": round(float(p[i]), 4),
+                "recall": round(float(r[i]), 4),
+                "f1": round(float(f[i]), 4),
+                "support": int(s[i]),
+            }
             for i, c in enumerate(labels)
         },
         "test_faces": len(test),
@@ -67,8 +78,10 @@ def evaluate(dataset_dir: Path, split_dir: Path, model_dir: Path, metrics_dir: P
     if reject:
         said = open_set_names(rec, rec.probabilities(crops_for(images, ids, reject)), threshold)
         rejected = [name in (other_class, UNKNOWN) for name in said]
-        metrics["other_show"] = {"faces": len(reject),
-                                 "rejection_rate": round(float(np.mean(rejected)), 4)}
+        metrics["other_show"] = {
+            "faces": len(reject),
+            "rejection_rate": round(float(np.mean(rejected)), 4),
+        }
     write_json(metrics_dir / "eval.json", metrics)
     with atomic_path(metrics_dir / "confusion.csv") as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)

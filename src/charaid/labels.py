@@ -61,8 +61,14 @@ def labels_from_truth(faces_dir: Path, truth_dir: Path, min_iou: float, other: s
             label = face["character"] if role == "cast" else other
             if role == OTHERSHOW:
                 label = f"{OTHERSHOW}:{face['character']}"
-            labelled.append({"id": row["crop"], "label": label, "role": role,
-                             "source": f"{row['video']}#{row['frame']}"})
+            labelled.append(
+                {
+                    "id": row["crop"],
+                    "label": label,
+                    "role": role,
+                    "source": f"{row['video']}#{row['frame']}",
+                }
+            )
     return labelled
 
 
@@ -102,13 +108,25 @@ def build_dataset(params: dict, crop_size: int, faces_dir: Path, out_dir: Path) 
                 if image is None:
                     print(f"warning: {file}: not a readable picture, skipped", file=sys.stderr)
                     continue
-                rows.append({"id": str(file.relative_to(path)), "label": name, "role": "folder",
-                             "source": str(file)})
+                rows.append(
+                    {
+                        "id": str(file.relative_to(path)),
+                        "label": name,
+                        "role": "folder",
+                        "source": str(file),
+                    }
+                )
                 images.append(image)
     if not rows:
         raise CharaidError(f"{path}: no labelled faces found")
-    stack = np.stack([cv2.resize(img, (crop_size, crop_size), interpolation=cv2.INTER_AREA)
-                      if img.shape[:2] != (crop_size, crop_size) else img for img in images])
+    stack = np.stack(
+        [
+            cv2.resize(img, (crop_size, crop_size), interpolation=cv2.INTER_AREA)
+            if img.shape[:2] != (crop_size, crop_size)
+            else img
+            for img in images
+        ]
+    )
     counts = Counter(r["label"] for r in rows)
     with atomic_dir(out_dir) as tmp:
         np.savez_compressed(tmp / "crops.npz", images=stack, ids=np.array([r["id"] for r in rows]))

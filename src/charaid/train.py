@@ -63,17 +63,22 @@ class EpochCsv(training.Extension):
     def __call__(self, trainer: training.Trainer) -> None:
         log = trainer.get_extension("LogReport").log
         rows = [
-            {"epoch": e["epoch"], "loss": e.get("main/loss"), "accuracy": e.get("main/accuracy"),
-             "test_loss": e.get("validation/main/loss"),
-             "test_accuracy": e.get("validation/main/accuracy")}
+            {
+                "epoch": e["epoch"],
+                "loss": e.get("main/loss"),
+                "accuracy": e.get("main/accuracy"),
+                "test_loss": e.get("validation/main/loss"),
+                "test_accuracy": e.get("validation/main/accuracy"),
+            }
             for e in log
         ]
         with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
             writer.writeheader()
             for row in rows:
-                writer.writerow({k: round(v, 5) if isinstance(v, float) else v
-                                 for k, v in row.items()})
+                writer.writerow(
+                    {k: round(v, 5) if isinstance(v, float) else v for k, v in row.items()}
+                )
 
 
 def run_key(params: dict, split_dir: Path, dataset_dir: Path) -> str:
@@ -84,8 +89,14 @@ def run_key(params: dict, split_dir: Path, dataset_dir: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def train(params: dict, dataset_dir: Path, split_dir: Path, model_dir: Path,
-          metrics_dir: Path, work_dir: Path) -> dict:
+def train(
+    params: dict,
+    dataset_dir: Path,
+    split_dir: Path,
+    model_dir: Path,
+    metrics_dir: Path,
+    work_dir: Path,
+) -> dict:
     """Train, then write `model_dir/model.npz`, `model_dir/model.json` and training metrics."""
     from charaid.labels import load_dataset
 
@@ -122,8 +133,11 @@ def train(params: dict, dataset_dir: Path, split_dir: Path, model_dir: Path,
     trainer.extend(extensions.LogReport())
     trainer.extend(EpochCsv(metrics_dir / "train_log.csv"))
     for key in ("loss", "accuracy"):
-        trainer.extend(extensions.PlotReport(
-            [f"main/{key}", f"validation/main/{key}"], "epoch", filename=f"{key}.png"))
+        trainer.extend(
+            extensions.PlotReport(
+                [f"main/{key}", f"validation/main/{key}"], "epoch", filename=f"{key}.png"
+            )
+        )
     trainer.extend(extensions.ProgressBar(update_interval=10))
     trainer.extend(extensions.snapshot(filename="snapshot", autoload=True), trigger=(1, "epoch"))
 
@@ -135,20 +149,28 @@ def train(params: dict, dataset_dir: Path, split_dir: Path, model_dir: Path,
     last = log[-1]
     with atomic_path(model_dir / "model.npz") as tmp:
         serializers.save_npz(str(tmp), model)
-    meta = {"model": params["model"], "classes": classes, "input_size": int(images.shape[1]),
-            "fast": params["fast"]}
+    meta = {
+        "model": params["model"],
+        "classes": classes,
+        "input_size": int(images.shape[1]),
+        "fast": params["fast"],
+    }
     write_json(model_dir / "model.json", meta)
     for key in ("loss", "accuracy"):
         shutil.copyfile(run_dir / f"{key}.png", metrics_dir / f"train_{key}.png")
     shutil.rmtree(run_dir, ignore_errors=True)
     result = {
-        "epochs": params["epochs"], "train_images": len(x_train),
-        "loss": round(last["main/loss"], 5), "accuracy": round(last["main/accuracy"], 5),
+        "epochs": params["epochs"],
+        "train_images": len(x_train),
+        "loss": round(last["main/loss"], 5),
+        "accuracy": round(last["main/accuracy"], 5),
         "test_accuracy": round(last["validation/main/accuracy"], 5),
     }
     write_json(metrics_dir / "train.json", result)
     # Timing varies run to run, so it lives apart from the deterministic metrics.
-    speed = {"seconds": round(seconds, 1),
-             "images_per_second": round(len(x_train) * params["epochs"] / seconds, 1)}
+    speed = {
+        "seconds": round(seconds, 1),
+        "images_per_second": round(len(x_train) * params["epochs"] / seconds, 1),
+    }
     write_json(metrics_dir / "train_speed.json", speed)
     return {**result, **speed}
