@@ -4,72 +4,108 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
+from collections.abc import Callable
 
 from charaid import __version__
-from charaid.atomic import write_json
 from charaid.config import load_params
-from charaid.errors import CharaidError
-from charaid.media import IMAGE_EXTS, list_media, read_image, write_image
 from charaid.stage import run
 
 
-def _pictures(paths: list[str]) -> list[Path]:
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found += list_media(path, IMAGE_EXTS)
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise CharaidError(f"{path}: no such file or folder")
-    return found
-
-
 def predict(args: argparse.Namespace) -> None:
-    from charaid.detect import make_detector
-    from charaid.predict import Recognizer
-    from charaid.visualize import draw_faces
+    from charaid.frames import Sampling
+    from charaid.predict import Predictor
+    from charaid.predict_files import collect_inputs, predict_files
 
     params = load_params(args.params)
-    rec = Recognizer(args.model)
-    detector = make_detector(params["detect_faces"])
-    threshold = params["predict"]["unknown_threshold"]
-    out = Path(args.out)
-    records = []
-    for path in _pictures(args.paths):
-        image = read_image(path)
-        if image is None:
-            print(f"warning: {path}: not a readable picture, skipped", file=sys.stderr)
-            continue
-        faces = rec.recognize(image, detector, params["detect_faces"]["margin"], threshold,
-                              params["predict"]["top_k"])
-        drawn = draw_faces(image, [(f.box, f.name, f.probability) for f in faces])
-        write_image(out / f"{path.stem}.annotated.jpg", drawn)
-        records.append({"image": str(path), "faces": [
-            {"box": [round(v, 1) for v in f.box], "name": f.name, "probability": f.probability,
-             "top": f.top} for f in faces]})
-        if not args.json:
-            names = ", ".join(f"{f.name} ({f.probability:.2f})" for f in faces) or "no faces"
-            print(f"{path}: {names}")
-    write_json(out / "predictions.json", records)
+    files = collect_inputs(args.paths)  # before loading the model: a typo fails at once
+    predictor = Predictor.load(args.model, params)
+    sampling = Sampling(
+        fps=args.fps,
+        dedup_distance=params["extract_frames"]["dedup_distance"],
+        max_frames=args.max_frames,
+    )
+    records = predict_files(predictor, files, args.out, sampling, args.batch, echo=not args.json)
     if args.json:
         print(json.dumps(records, ensure_ascii=False, indent=2))
+
+
+def serve(args: argparse.Namespace) -> None:
+    from charaid.predict import Predictor
+    from charaid.serve import Limits, run_server
+
+    predictor = Predictor.load(args.model, load_params(args.params))
+    limits = Limits(
+        max_bytes=int(args.max_upload_mb * 1024 * 1024),
+        max_pixels=int(args.max_megapixels * 1_000_000),
+    )
+    run_server(predictor, limits, args.host, args.port, args.threads)
+
+
+def _positive(kind: Callable[[str], float], zero: bool = False) -> Callable[[str], float]:
+    """An argparse type: a number > 0 (>= 0 with `zero`)."""
+
+    def parse(text: str) -> float:
+        value = kind(text)
+        if value < 0 or (value == 0 and not zero):
+            raise argparse.ArgumentTypeError(f"must be {'>=' if zero else '>'} 0 (got {text})")
+        return value
+
+    parse.__name__ = getattr(kind, "__name__", "number")  # argparse names it in its errors
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="charaid", description=__doc__)
     parser.add_argument("--version", action="version", version=f"charaid {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("predict", help="detect and name the faces in pictures")
-    p.add_argument("paths", nargs="+", help="pictures or folders of pictures")
+
+    p = sub.add_parser("predict", help="detect and name the faces in pictures and videos")
+    p.add_argument("paths", nargs="+", help="pictures, videos, or folders of them")
     p.add_argument("--model", default="models", help="folder with model.npz and model.json")
     p.add_argument("--params", default="params.yaml", help="detector and threshold settings")
     p.add_argument("--out", default="predictions", help="where annotated pictures go")
     p.add_argument("--json", action="store_true", help="print the JSON record to stdout")
+    p.add_argument(
+        "--batch",
+        type=_positive(int),
+        default=16,
+        help="pictures whose faces are classified together (default 16)",
+    )
+    p.add_argument(
+        "--fps",
+        type=_positive(float),
+        default=1.0,
+        help="video frames sampled per second (default 1)",
+    )
+    p.add_argument(
+        "--max-frames",
+        type=_positive(int, zero=True),
+        default=200,
+        help="most frames kept per video, held in memory (default 200; 0 = all)",
+    )
     p.set_defaults(func=predict)
+
+    s = sub.add_parser("serve", help="upload page and JSON API (waitress)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free)")
+    s.add_argument("--model", default="models", help="folder with model.npz and model.json")
+    s.add_argument("--params", default="params.yaml", help="detector and threshold settings")
+    s.add_argument(
+        "--max-upload-mb",
+        type=_positive(float),
+        default=10.0,
+        help="largest upload accepted, in MB (default 10)",
+    )
+    s.add_argument(
+        "--max-megapixels",
+        type=_positive(float),
+        default=40.0,
+        help="largest picture accepted, checked before decoding (default 40)",
+    )
+    s.add_argument(
+        "--threads", type=_positive(int), default=8, help="waitress worker threads (default 8)"
+    )
+    s.set_defaults(func=serve)
     return parser
 
 

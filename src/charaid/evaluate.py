@@ -61,7 +61,9 @@ def evaluate(
         ),
         "open_set": {
             "threshold": threshold,
-            "accuracy": round(float(np.mean([right(a, b) for a, b in zip(truth, opened)])), 4),
+            "accuracy": round(
+                float(np.mean([right(a, b) for a, b in zip(truth, opened, strict=True)])), 4
+            ),
             "unknown_rate": round(float(np.mean([b == UNKNOWN for b in opened])), 4),
         },
         "per_class": {
