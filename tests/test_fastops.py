@@ -1,0 +1,295 @@
+"""charaid.fastops computes the same functions as Chainer's own layers, gradients included."""
+
+from __future__ import annotations
+
+import chainer
+import chainer.functions as F
+import chainer.links as L
+import numpy as np
+import pytest
+from chainer import gradient_check
+
+from charaid import fastops
+from charaid.models import SeedCNN, build_model
+
+# (shape NCHW, ksize, stride, pad) pooling cases: the model's k5/s2/p2 on even and odd sizes,
+# plus other combinations so that every boundary branch of the tap ranges is exercised
+POOL_CASES = [
+    ((2, 3, 10, 10), 5, 2, 2),
+    ((2, 3, 7, 9), 5, 2, 2),
+    ((1, 2, 25, 25), 5, 2, 2),
+    ((2, 2, 6, 5), 3, 2, 1),
+    ((2, 2, 8, 8), 2, 2, 0),
+    ((1, 3, 5, 7), 3, 1, 0),
+    ((1, 2, 9, 6), (3, 2), (2, 1), (1, 0)),
+]
+
+# (x shape NCHW, out channels, ksize, pad, stride)
+CONV_CASES = [
+    ((2, 3, 7, 7), 4, 5, 2, 1),
+    ((2, 2, 6, 5), 3, 3, 1, 1),
+    ((1, 3, 8, 7), 2, 3, 0, 2),
+]
+
+
+def _spread(shape: tuple, rng: np.random.Generator, dtype=np.float64) -> np.ndarray:
+    """Distinct values at least 0.01 apart: no max-pooling ties for the numerical gradient."""
+    n = int(np.prod(shape))
+    return (rng.permutation(n) * 0.01 - n * 0.005).reshape(shape).astype(dtype)
+
+
+def _conv_inputs(x_shape, out_ch, k, pad, stride, rng, margin=2e-3):
+    """Inputs whose conv pre-activations keep clear of relu's kink (for numerical gradients)."""
+    c = x_shape[1]
+    for _ in range(100):
+        x = rng.uniform(-1, 1, x_shape)
+        w = rng.uniform(-0.5, 0.5, (out_ch, c, k, k))
+        b = rng.uniform(-0.2, 0.2, out_ch)
+        pre = F.convolution_2d(x, w, b, stride=stride, pad=pad).array
+        if np.abs(pre).min() > margin:
+            return x, w, b
+    raise AssertionError("could not draw inputs away from relu's kink")
+
+
+def _chainer_pool(x, ksize, stride, pad):
+    return F.max_pooling_2d(x, ksize, stride=stride, pad=pad, cover_all=False)
+
+
+# --------------------------------------------------------------------------------- pooling
+
+
+@pytest.mark.parametrize("shape,ksize,stride,pad", POOL_CASES)
+def test_max_pooling_forward_matches_chainer(shape, ksize, stride, pad):
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    ours = fastops.max_pooling_2d(x, ksize, stride, pad).array
+    ref = _chainer_pool(x, ksize, stride, pad).array
+    assert ours.shape == ref.shape
+    np.testing.assert_array_equal(ours, ref)
+
+
+@pytest.mark.parametrize("shape,ksize,stride,pad", POOL_CASES)
+def test_max_pooling_backward_numerical(shape, ksize, stride, pad):
+    rng = np.random.default_rng(1)
+    x = _spread(shape, rng)
+    out_shape = _chainer_pool(x, ksize, stride, pad).shape
+    gy = rng.standard_normal(out_shape)
+
+    def f(v):
+        return fastops.max_pooling_2d(v, ksize, stride, pad)
+
+    gradient_check.check_backward(f, x, gy, eps=1e-3, atol=1e-6, rtol=1e-6, dtype=np.float64)
+
+
+@pytest.mark.parametrize("shape,ksize,stride,pad", POOL_CASES)
+def test_max_pooling_ties_route_like_chainer(shape, ksize, stride, pad):
+    # few distinct values -> many ties; Chainer sends the gradient to the first maximum in
+    # (ky, kx) order and so must we
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 3, shape).astype(np.float32)
+    gy = rng.standard_normal(_chainer_pool(x, ksize, stride, pad).shape).astype(np.float32)
+    grads = []
+    for pool in (_chainer_pool, fastops.max_pooling_2d):
+        v = chainer.Variable(x.copy())
+        y = pool(v, ksize, stride, pad)
+        y.grad = gy
+        y.backward()
+        grads.append(v.grad)
+    # same routing; only the summation order of overlapping windows may differ (1 ulp)
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 8, 13, 25, 50])
+def test_k5s2p2_fast_path_matches_generic_taps(size):
+    # the model's pooling has its own 6-pass kernel; it must agree with the per-tap one,
+    # including the winning tap under ties
+    x = np.random.default_rng(size).integers(0, 3, (2, size, size + 1, 3)).astype(np.float32)
+    for axis in (1, 2):
+        shape = fastops._pooled_shape(x.shape, axis, 5, 2, 2)
+        got = [np.empty(shape, np.float32), np.empty(shape, np.uint8)]
+        want = [np.empty(shape, np.float32), np.empty(shape, np.uint8)]
+        fastops._max_axis_k5s2p2(x, axis, *got)
+        fastops._max_axis_taps(x, axis, 5, 2, 2, *want)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_max_pooling_cwhn_layout():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 9, 11)).astype(np.float32)
+    y = fastops.max_pooling_2d(fastops.to_cwhn(x), 5, 2, 2, layout="CWHN")
+    np.testing.assert_array_equal(fastops.from_cwhn(y).array, _chainer_pool(x, 5, 2, 2).array)
+
+
+# --------------------------------------------------------------------------------- convolution
+
+
+@pytest.mark.parametrize("x_shape,out_ch,k,pad,stride", CONV_CASES)
+def test_conv_relu_forward_matches_chainer(x_shape, out_ch, k, pad, stride):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal((out_ch, x_shape[1], k, k)).astype(np.float32)
+    b = rng.standard_normal(out_ch).astype(np.float32)
+    ours = fastops.convolution_2d_relu(x, w, b, pad, stride).array
+    ref = F.relu(F.convolution_2d(x, w, b, stride=stride, pad=pad)).array
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("x_shape,out_ch,k,pad,stride", CONV_CASES)
+def test_conv_relu_backward_numerical(x_shape, out_ch, k, pad, stride):
+    rng = np.random.default_rng(5)
+    x, w, b = _conv_inputs(x_shape, out_ch, k, pad, stride, rng)
+    gy = rng.standard_normal(F.convolution_2d(x, w, b, stride=stride, pad=pad).shape)
+
+    def f(*args):
+        return fastops.convolution_2d_relu(*args, pad=pad, stride=stride)
+
+    gradient_check.check_backward(f, (x, w, b), gy, eps=1e-4, atol=1e-6, rtol=1e-5)
+
+
+def test_fused_forward_matches_chainer_with_ties():
+    # integer data: exact arithmetic, so conv outputs tie inside pooling windows
+    rng = np.random.default_rng(6)
+    x = rng.integers(0, 2, (2, 3, 11, 9)).astype(np.float32)
+    w = rng.integers(-1, 2, (4, 3, 3, 3)).astype(np.float32)
+    b = rng.integers(-1, 2, 4).astype(np.float32)
+    xs = [chainer.Variable(x.copy()) for _ in range(2)]
+    ws = [chainer.Variable(w.copy()) for _ in range(2)]
+    bs = [chainer.Variable(b.copy()) for _ in range(2)]
+    ref = _chainer_pool(F.relu(F.convolution_2d(xs[0], ws[0], bs[0], pad=1)), 5, 2, 2)
+    ours = fastops.convolution_2d_relu_max_pooling_2d(xs[1], ws[1], bs[1], 1, 5, 2, 2)
+    np.testing.assert_array_equal(ours.array, ref.array)
+    gy = rng.standard_normal(ref.shape).astype(np.float32)
+    for y in (ref, ours):
+        y.grad = gy
+        y.backward()
+    for pair in (xs, ws, bs):
+        np.testing.assert_allclose(pair[1].grad, pair[0].grad, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("layout", fastops.LAYOUTS)
+def test_fused_backward_numerical(layout):
+    rng = np.random.default_rng(7)
+    x, w, b = _conv_inputs((2, 2, 9, 8), 3, 5, 2, 1, rng)
+    if layout == "CWHN":
+        x = np.ascontiguousarray(x.transpose(1, 3, 2, 0))
+    out = fastops.convolution_2d_relu_max_pooling_2d(x, w, b, 2, 5, 2, 2, layout=layout)
+    gy = rng.standard_normal(out.shape)
+
+    def f(*args):
+        return fastops.convolution_2d_relu_max_pooling_2d(*args, 2, 5, 2, 2, layout=layout)
+
+    gradient_check.check_backward(f, (x, w, b), gy, eps=1e-4, atol=1e-6, rtol=1e-5)
+
+
+def test_inference_mode_skips_bookkeeping_but_matches():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 3, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
+    b = np.zeros(4, np.float32)
+    with chainer.no_backprop_mode():
+        fast = fastops.convolution_2d_relu_max_pooling_2d(x, w, b, 2, 5, 2, 2).array
+    ref = _chainer_pool(F.relu(F.convolution_2d(x, w, b, pad=2)), 5, 2, 2).array
+    np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_thread_split_gives_identical_results(threads):
+    # the numpy passes are split by channel / tap over threads: same numbers, any split
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((4, 5, 11, 10)).astype(np.float32)
+    w = chainer.Parameter(rng.standard_normal((7, 5, 5, 5)).astype(np.float32))
+    b = chainer.Parameter(rng.standard_normal(7).astype(np.float32))
+    xv = chainer.Variable(x)
+    results = []
+    before = fastops.get_num_threads()
+    for n in (1, threads):
+        fastops.set_num_threads(n)
+        try:
+            for v in (xv, w, b):
+                v.cleargrad()
+            y = fastops.convolution_2d_relu_max_pooling_2d(xv, w, b, 2, 5, 2, 2)
+            y.grad = np.ones_like(y.array)
+            y.backward()
+            results.append([y.array, xv.grad, w.grad, b.grad])
+        finally:
+            fastops.set_num_threads(before)
+    for got, want in zip(results[1], results[0], strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_bad_layout_rejected():
+    with pytest.raises(ValueError, match="layout"):
+        fastops.max_pooling_2d(np.zeros((1, 1, 4, 4), np.float32), 2, layout="NHWC")
+
+
+def test_tune_allocator_is_safe_to_repeat():
+    assert fastops.tune_allocator() in (True, False)
+    assert fastops.tune_allocator() in (True, False)
+
+
+# --------------------------------------------------------------------------------- SeedCNN
+
+
+def _seed_pair(n_classes=5, size=50):
+    np.random.seed(11)  # Chainer's initializers draw from numpy's global generator
+    raw = SeedCNN(n_classes, fast=False)
+    x = np.random.default_rng(9).random((4, 3, size, size), dtype=np.float32)
+    with chainer.using_config("train", False):
+        raw(x[:1])  # materialise fc3's lazily-sized weight
+    fast = SeedCNN(n_classes, fast=True)
+    with chainer.using_config("train", False):
+        fast(x[:1])
+    fast.copyparams(raw)
+    return raw, fast, x
+
+
+def test_seed_cnn_fast_and_raw_agree():
+    raw, fast, x = _seed_pair()
+    t = np.array([0, 1, 2, 3], np.int32)
+    losses = []
+    for model in (raw, fast):
+        model.cleargrads()
+        with chainer.using_config("train", False):  # no dropout: deterministic
+            loss = F.softmax_cross_entropy(model(x), t)
+        loss.backward()
+        losses.append(loss.array)
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
+    fast_params = dict(fast.namedparams())
+    for name, p in raw.namedparams():
+        q = fast_params[name]
+        assert q.shape == p.shape
+        # float32 sums in a different order: tolerance relative to the gradient's scale
+        atol = 1e-5 * float(np.abs(p.grad).max())
+        np.testing.assert_allclose(q.grad, p.grad, rtol=1e-4, atol=atol, err_msg=name)
+
+
+def test_seed_cnn_npz_loads_in_either_mode(tmp_path):
+    raw, _, x = _seed_pair()
+    path = tmp_path / "model.npz"
+    chainer.serializers.save_npz(str(path), raw)
+    fast = build_model("seed_cnn", 5, fast=True)
+    chainer.serializers.load_npz(str(path), fast)
+    with chainer.using_config("train", False), chainer.no_backprop_mode():
+        np.testing.assert_allclose(fast(x).array, raw(x).array, rtol=1e-5, atol=1e-5)
+
+
+def test_seed_cnn_fast_training_loss_decreases():
+    # two classes a CNN separates at once: a bright square top-left vs bottom-right
+    rng = np.random.default_rng(10)
+    n, size = 40, 24
+    x = rng.random((n, 3, size, size), dtype=np.float32) * 0.3
+    t = np.arange(n, dtype=np.int32) % 2
+    x[t == 0, :, 2:10, 2:10] += 0.7
+    x[t == 1, :, 14:22, 14:22] += 0.7
+    model = L.Classifier(SeedCNN(2, dropout=0.1, fast=True))
+    opt = chainer.optimizers.Adam(alpha=1e-3)
+    opt.setup(model)
+    losses = []
+    for _ in range(30):
+        idx = rng.choice(n, 10, replace=False)
+        opt.update(model, x[idx], t[idx])
+        losses.append(float(model.loss.array))
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+    with chainer.using_config("train", False), chainer.no_backprop_mode():
+        acc = F.accuracy(model.predictor(x), t).array
+    assert acc > 0.9
