@@ -3,6 +3,8 @@
 
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
+# Stage commands in dvc.yaml say `python`: it must be the project's environment.
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 .PHONY: setup repro test lint format bench clean
 
