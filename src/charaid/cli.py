@@ -41,6 +41,13 @@ def serve(args: argparse.Namespace) -> None:
     run_server(predictor, limits, args.host, args.port, args.threads)
 
 
+def detect_eval(args: argparse.Namespace) -> None:
+    from charaid.detect_eval import format_table, score_folder
+
+    result = score_folder(args.folder, load_params(args.params)["detect_faces"])
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+
+
 def _positive(kind: Callable[[str], float], zero: bool = False) -> Callable[[str], float]:
     """An argparse type: a number > 0 (>= 0 with `zero`)."""
 
@@ -106,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=_positive(int), default=8, help="waitress worker threads (default 8)"
     )
     s.set_defaults(func=serve)
+
+    d = sub.add_parser("detect-eval", help="score the face detector on YOLO-annotated pictures")
+    d.add_argument("folder", help="pictures with a YOLO box file (<picture>.txt) beside each")
+    d.add_argument("--params", default="params.yaml", help="detector settings (detect_faces)")
+    d.add_argument("--json", action="store_true", help="print the scores as JSON")
+    d.set_defaults(func=detect_eval)
     return parser
 
 

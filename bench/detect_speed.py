@@ -1,0 +1,187 @@
+"""Face detection and frame extraction speed at 1280x720: raw detectors vs the pipeline's stages.
+
+Rows, each the median of interleaved rounds (every round runs every row once, so all rows see
+the same machine load):
+
+- `raw 1 thread`: the bare detector call per frame, one thread, frames already decoded
+  (`cv2.CascadeClassifier.detectMultiScale` on the equalised grey frame; `animeface.detect`);
+- `stage, same work`: `detect_faces`' code path (`charaid.faces.find_faces`: process pool,
+  JPEG decoding, crops) with the preprocessing switched off, i.e. the raw row's work on
+  `workers` processes: its ratio to the raw row is the parallel speed-up (bar: >= 1.8x on 2
+  cores);
+- `stage, params.yaml`: the same with the shipped preprocessing (CLAHE on dark frames, unsharp
+  mask, ...): what `dvc repro` runs;
+- extraction: `extract_frames`' decoder (`charaid.frames.sample_video`) vs a bare
+  `cv2.VideoCapture.read()` loop over the same video, in input frames per second (bar: >= 0.9x).
+
+Run from the repository root (renders a one-episode demo into a temporary folder first):
+
+    python bench/detect_speed.py                      # 64 frames, 3 rounds, every backend
+    python bench/detect_speed.py --frames 32 --rounds 5 --backends animeface
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+
+from charaid.config import load_params
+from charaid.demo.render import render_demo
+from charaid.faces import find_faces
+from charaid.frames import Sampling, extract_frames, read_index, sample_video
+
+ROOT = Path(__file__).resolve().parents[1]
+CASCADE = ROOT.parent / "shared" / "data" / "lbpcascade_animeface.xml"
+OFF = {"dark_level": 0, "sharpen": 0.0, "extra_scale": 0.0, "eye_span": 0.0, "reject_text": False}
+BAR_STAGE, BAR_DECODE = 1.8, 0.9
+
+
+def make_inputs(tmp: Path, frames: int) -> tuple[Path, list[Path]]:
+    """A 1280x720 demo episode of `frames` frames, and every frame of it as a JPEG."""
+    seconds = frames / 8
+    render_demo(
+        {"seed": 0, "episodes": 1, "seconds": seconds, "fps": 8, "other_show_episodes": 0},
+        tmp / "demo",
+    )
+    video = tmp / "demo" / "videos" / "ep01.mp4"
+    extract_frames(
+        tmp / "demo" / "videos", tmp / "frames", Sampling(every_n_frames=1, dedup_distance=-1)
+    )
+    rows = read_index(tmp / "frames" / "index.csv")
+    return video, [tmp / "frames" / row["path"] for row in rows]
+
+
+# ----------------------------------------------------------------------------- detection rows
+
+
+def raw_lbp(cascade: Path, params: dict) -> Callable[[list], None]:
+    classifier = cv2.CascadeClassifier(str(cascade))
+    size = (params["min_size"], params["min_size"])
+
+    def run(images: list) -> None:
+        for image in images:
+            gray = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+            classifier.detectMultiScale(
+                gray, params["scale_factor"], params["min_neighbors"], minSize=size
+            )
+
+    return run
+
+
+def raw_animeface() -> Callable[[list], None]:
+    import animeface
+    from PIL import Image
+
+    def run(images: list) -> None:
+        for image in images:
+            animeface.detect(Image.fromarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)))
+
+    return run
+
+
+def detection_rows(backends: list[str], params: dict, paths: list[Path]) -> dict[str, Callable]:
+    """Row name -> a function that processes every frame once."""
+    images = [cv2.imread(str(p)) for p in paths]
+    names = [str(p) for p in paths]
+    rows: dict[str, Callable] = {}
+    for backend in backends:
+        raws = []
+        if backend in ("animeface", "ensemble"):
+            raws.append(raw_animeface())
+        if backend in ("lbp", "ensemble"):
+            raws.append(raw_lbp(CASCADE, params))
+        rows[f"{backend}: raw 1 thread"] = lambda raws=raws: [r(images) for r in raws]
+        same = {**params, **OFF, "backend": backend, "cascade": str(CASCADE)}
+        shipped = {**params, "backend": backend, "cascade": str(CASCADE)}
+        rows[f"{backend}: stage, same work"] = lambda p=same: find_faces(names, p)
+        rows[f"{backend}: stage, params.yaml"] = lambda p=shipped: find_faces(names, p)
+    return rows
+
+
+# ----------------------------------------------------------------------------- decoding rows
+
+
+def bare_read(video: Path) -> int:
+    cap = cv2.VideoCapture(str(video))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+def decode_rows(video: Path) -> dict[str, Callable]:
+    every = Sampling(every_n_frames=1, dedup_distance=-1)
+    return {
+        "decode: bare VideoCapture.read loop": lambda: bare_read(video),
+        "decode: sample_video, every frame": lambda: sample_video(video, every),
+        "decode: sample_video, default sampling": lambda: sample_video(video, Sampling()),
+    }
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+def interleave(rows: dict[str, Callable], rounds: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in rows}
+    for r in range(rounds):
+        for name, fn in rows.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+        print(f"round {r + 1}/{rounds} done", file=sys.stderr)
+    return times
+
+
+def table(times: dict[str, list[float]], frames: int, base_of: Callable[[str], str]) -> str:
+    lines = [f"{'row':40s} {'median s':>9} {'frames/s':>9} {'vs base':>8}"]
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        base = statistics.median(times[base_of(name)])
+        lines.append(f"{name:40s} {med:9.3f} {frames / med:9.1f} {base / med:7.2f}x")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=64, help="frames of the test episode")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backends", default="animeface,lbp,ensemble")
+    parser.add_argument("--params", default=str(ROOT / "params.yaml"))
+    args = parser.parse_args()
+    params = load_params(args.params)["detect_faces"]
+    backends = args.backends.split(",")
+    if not CASCADE.is_file():
+        print(f"note: {CASCADE} absent: lbp and ensemble rows skipped", file=sys.stderr)
+        backends = [b for b in backends if b == "animeface"]
+    with tempfile.TemporaryDirectory() as tmp:
+        video, paths = make_inputs(Path(tmp), args.frames)
+        print(
+            f"{len(paths)} frames of 1280x720, {os.cpu_count()} cores, "
+            f"stage workers: {params['workers']}, rounds: {args.rounds} (medians)"
+        )
+        rows = {**detection_rows(backends, params, paths), **decode_rows(video)}
+        times = interleave(rows, args.rounds)
+
+    def base_of(name: str) -> str:
+        if name.startswith("decode"):
+            return "decode: bare VideoCapture.read loop"
+        return name.split(":")[0] + ": raw 1 thread"
+
+    print(table(times, len(paths), base_of))
+    print(
+        f"bars: stage, same work >= {BAR_STAGE}x raw 1 thread; "
+        f"sample_video >= {BAR_DECODE}x the bare read loop"
+    )
+
+
+if __name__ == "__main__":
+    main()
