@@ -34,6 +34,8 @@ lint: setup
 
 bench: setup
 	$(PY) -m pip install --quiet -r requirements-bench.txt
+	# torch pulls setuptools>=77, which breaks `import chainer`: put Chainer's back.
+	$(PY) -m pip install --quiet "setuptools<74"
 	$(PY) bench/train_speed.py
 
 clean:
