@@ -87,6 +87,17 @@ def raw_animeface() -> Callable[[list], None]:
     return run
 
 
+def one_thread(raws: list[Callable], images: list) -> None:
+    """Run the raw detectors with OpenCV on one thread, as each stage worker runs."""
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        for run in raws:
+            run(images)
+    finally:
+        cv2.setNumThreads(threads)
+
+
 def detection_rows(backends: list[str], params: dict, paths: list[Path]) -> dict[str, Callable]:
     """Row name -> a function that processes every frame once."""
     images = [cv2.imread(str(p)) for p in paths]
@@ -98,7 +109,7 @@ def detection_rows(backends: list[str], params: dict, paths: list[Path]) -> dict
             raws.append(raw_animeface())
         if backend in ("lbp", "ensemble"):
             raws.append(raw_lbp(CASCADE, params))
-        rows[f"{backend}: raw 1 thread"] = lambda raws=raws: [r(images) for r in raws]
+        rows[f"{backend}: raw 1 thread"] = lambda raws=raws: one_thread(raws, images)
         same = {**params, **OFF, "backend": backend, "cascade": str(CASCADE)}
         shipped = {**params, "backend": backend, "cascade": str(CASCADE)}
         rows[f"{backend}: stage, same work"] = lambda p=same: find_faces(names, p)

@@ -22,7 +22,7 @@ import numpy as np
 from charaid.atomic import atomic_dir
 from charaid.boxes import match
 from charaid.errors import CharaidError
-from charaid.faces import face_boxes
+from charaid.faces import face_boxes, load_crops
 from charaid.frames import read_index
 from charaid.media import IMAGE_EXTS, read_image, write_image
 from charaid.visualize import contact_sheet
@@ -99,7 +99,8 @@ def build_dataset(params: dict, crop_size: int, faces_dir: Path, out_dir: Path) 
     path = Path(params["path"])
     if params["from"] == "truth":
         rows = labels_from_truth(faces_dir, path, params["min_iou"], params["other_class"])
-        images = [read_image(faces_dir / r["id"]) for r in rows]
+        crops = load_crops(faces_dir, [{"crop": r["id"]} for r in rows])
+        images = list(crops)
     else:
         rows, images = [], []
         for name, files in scan_folders(path).items():
