@@ -1,5 +1,6 @@
 """detect_faces on real anime: the seed's LBP cascade over frames of a real clip."""
 
+import os
 import shutil
 
 import cv2
@@ -31,3 +32,10 @@ def test_lbp_stage_finds_real_faces_in_sakurasou(tmp_path):
         x, y, w = float(row["x"]), float(row["y"]), float(row["w"])
         assert w * BOX_SCALE["lbp"] >= 24 and float(row["h"]) == pytest.approx(w)
         assert -w < x < frame.shape[1] and -w < y < frame.shape[0]
+
+
+def test_zero_workers_means_one_process_per_core():
+    from charaid.faces import worker_count
+
+    assert worker_count({"workers": 0}) == (os.cpu_count() or 1)
+    assert worker_count({"workers": 3}) == 3

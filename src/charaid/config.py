@@ -76,7 +76,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "merge_iou": Field(NUM, 0.05, 1.0),
         "margin": Field(NUM, 0.0, 1.0),
         "crop_size": Field(INT, 8, 512),
-        "workers": Field(INT, 1, 64),
+        "workers": Field(INT, 0, 256),
     },
     "label": {
         "from": Field(STR, choices=("truth", "folders")),

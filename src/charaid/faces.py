@@ -7,6 +7,7 @@ thread so the processes do not fight over the cores.
 from __future__ import annotations
 
 import csv
+import os
 import sys
 from pathlib import Path
 
@@ -62,6 +63,11 @@ def _faces_in(path: str) -> tuple[str, list[Face] | None]:
     return path, faces
 
 
+def worker_count(params: dict) -> int:
+    """`workers: 0` means one process per core."""
+    return params["workers"] or os.cpu_count() or 1
+
+
 FRAME_TIMEOUT = 60.0  # seconds; a frame normally takes well under one
 
 
@@ -75,7 +81,7 @@ def find_faces(paths: list[str], params: dict) -> dict[str, list[Face] | None]:
     results: dict[str, list[Face] | None] = {}
     with tqdm(total=len(paths), desc="detect_faces", unit="frame") as bar:
         for path, found in watchdog_map(
-            _faces_in, paths, params["workers"], FRAME_TIMEOUT, _init_worker, (params,)
+            _faces_in, paths, worker_count(params), FRAME_TIMEOUT, _init_worker, (params,)
         ):
             if found is FAILED:
                 print(
