@@ -21,7 +21,7 @@ import numpy as np
 from chainer import iterators, optimizers, serializers, training
 from chainer.training import extensions
 
-from charaid.atomic import atomic_path, write_json
+from charaid.atomic import atomic_path, write_json, write_npz
 from charaid.errors import CharaidError
 from charaid.frames import read_index
 from charaid.models import build_model
@@ -47,6 +47,12 @@ def arrays_for(images: np.ndarray, ids: list[str], split_rows: list[dict], class
         raise CharaidError(f"split lists crops the dataset lacks (e.g. {missing[0]}); rerun split")
     pick = np.array([where[r["id"]] for r in split_rows], dtype=np.int64)
     label_of = {c: i for i, c in enumerate(classes)}
+    unknown = sorted({r["label"] for r in split_rows} - set(label_of))
+    if unknown:
+        raise CharaidError(
+            f"split: test labels {', '.join(map(repr, unknown))} have no training crops; "
+            "rerun split"
+        )
     y = np.array([label_of[r["label"]] for r in split_rows], dtype=np.int32)
     return to_input(images[pick]), y
 
@@ -147,8 +153,9 @@ def train(
 
     log = trainer.get_extension("LogReport").log
     last = log[-1]
-    with atomic_path(model_dir / "model.npz") as tmp:
-        serializers.save_npz(str(tmp), model)
+    weights = serializers.DictionarySerializer()  # what save_npz writes, without timestamps
+    weights.save(model)
+    write_npz(model_dir / "model.npz", weights.target)
     meta = {
         "model": params["model"],
         "classes": classes,
