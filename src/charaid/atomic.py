@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import io
 import json
 import os
@@ -38,6 +39,15 @@ def _named(tmp: Path, path: Path) -> Iterator[None]:
         raise
 
 
+def _clear_stale(path: Path) -> None:
+    """Remove the temporary twins of `path` that a killed run (SIGKILL, power cut) left behind."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -49,6 +59,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling path; rename it onto `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _clear_stale(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -67,6 +78,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty temporary folder; it replaces `path` as a whole only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _clear_stale(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
@@ -100,12 +112,13 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def npz_bytes(arrays: dict[str, Any], compress: bool = True) -> bytes:
-    """What np.savez writes, but with fixed zip timestamps: the same arrays give the same bytes
-    (np.savez stamps each member with the current time, so DVC would see a new file each run)."""
+    """What np.savez writes, but the same arrays always give the same bytes: members sorted and
+    with a fixed zip timestamp (np.savez stamps each with the current time, so DVC would see a
+    new file every run)."""
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     buf = io.BytesIO()  # in memory: a failed write cannot leave a zip half-closed behind
     with zipfile.ZipFile(buf, "w", compression=method) as zf:
-        for name, array in arrays.items():
+        for name, array in sorted(arrays.items()):  # Chainer lists parameters from a set
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = method
             with zf.open(info, "w", force_zip64=True) as f:
