@@ -31,6 +31,8 @@ import yaml
 from tests.conftest import ROOT, moving_square_frames, write_video
 from tests.test_train_evaluate import make_crops
 
+pytestmark = pytest.mark.slow  # ~50 subprocesses: end to end, a few minutes on 2 cores
+
 TRAIN_1_EPOCH = {
     "model": "seed_cnn",
     "seed": 0,

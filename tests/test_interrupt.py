@@ -188,7 +188,13 @@ def test_sigkill_in_every_stage_then_repro_equals_clean_run(clean_runs, tmp_path
     after_train = texts[order.index("train") + 1]
     assert re.search(r"resuming from the snapshot of epoch [1-9]", after_train), after_train
     for stage, _, temps in report:
-        when = f"while writing {temps}" if temps else "before writing (half way, as timed)"
+        when = (
+            "after its first epoch's snapshot"
+            if stage == "train"
+            else f"while writing {temps}"
+            if temps
+            else "before writing (half way, as timed)"
+        )
         print(f"SIGKILL {stage}: killed mid-run {when}")
     assert not temp_siblings(repo), "temporary outputs left behind"
     ours, clean = lock_outs(repo), lock_outs(reference_dir)
