@@ -404,6 +404,8 @@ CASES: dict[str, Case] = {
     "video_truncated_beside_good": Case(
         "extract_frames", _video_setup(_good_and_truncated), ("cut.mp4", "skipped"), "warning"
     ),
+    # OpenCV's FFmpeg reader keeps the first size and repeats the last frame after the change
+    # (it logs a scaler error we silence): no crash, no odd-sized frame, repeats deduplicated
     "video_resolution_changes_midway": Case(
         "extract_frames",
         _video_setup(_resolution_change),
@@ -506,6 +508,13 @@ CASES: dict[str, Case] = {
         "evaluate",
         lambda p: (p / "models" / "model.json").write_text('{"classes": ['),
         ("model.json",),
+    ),
+    "model_json_unknown_architecture": Case(
+        "evaluate",
+        lambda p: (p / "models" / "model.json").write_text(
+            '{"model": "resnet9000", "classes": ["a", "b"], "input_size": 50}'
+        ),
+        ("model.json", "resnet9000"),
     ),
     "model_npz_other_class_count": Case("evaluate", mismatched_npz, ("model.npz", "model.json")),
     "model_from_other_class_set": Case(

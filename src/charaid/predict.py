@@ -48,7 +48,10 @@ class Recognizer:
         except (ValueError, KeyError, TypeError) as exc:
             raise CharaidError(f"{meta_path}: damaged ({exc}); rerun train") from None
         use_fast = self.meta.get("fast", True) if fast is None else fast
-        self.model = build_model(self.meta["model"], len(self.classes), fast=use_fast)
+        try:
+            self.model = build_model(self.meta["model"], len(self.classes), fast=use_fast)
+        except ValueError as exc:  # a model.json from a newer or another charaid
+            raise CharaidError(f"{meta_path}: {exc}; rerun train") from None
         try:
             serializers.load_npz(str(npz_path), self.model)
         except (KeyError, ValueError, OSError, EOFError) as exc:
