@@ -529,6 +529,7 @@ CASES: dict[str, Case] = {
     "predict_path_missing": Case(
         "cli", lambda p: None, ("nope.png", "no such file"), argv=("predict", "nope.png")
     ),
+    "annotate_before_frames": Case("annotate_samples", lambda p: None, ("data/frames/index.csv",)),
     # --- writing
     "disk_full_writing_split": Case(
         "split",
