@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
 from charaid.atomic import atomic_path, write_json
+from charaid.errors import CharaidError
 from charaid.frames import read_index
 from charaid.labels import load_dataset
 from charaid.predict import Recognizer
@@ -45,6 +46,12 @@ def evaluate(
     test = read_index(split_dir / "test.csv")
     reject = read_index(split_dir / "reject.csv")
     truth = [r["label"] for r in test]
+    foreign = sorted(set(truth) - set(rec.classes))
+    if foreign:
+        raise CharaidError(
+            f"{model_dir / 'model.json'}: the model knows {', '.join(rec.classes)}, not the "
+            f"dataset's {', '.join(foreign)}: a model of another class set; rerun train"
+        )
     probs = rec.probabilities(crops_for(images, ids, test))
     closed = [rec.classes[i] for i in probs.argmax(axis=1)]
     opened = open_set_names(rec, probs, threshold)

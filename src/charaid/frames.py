@@ -17,7 +17,14 @@ from tqdm import tqdm
 
 from charaid.atomic import atomic_dir
 from charaid.errors import CharaidError
-from charaid.media import IMAGE_EXTS, VIDEO_EXTS, list_media, read_image, write_image
+from charaid.media import (
+    IMAGE_EXTS,
+    VIDEO_EXTS,
+    image_problem,
+    list_media,
+    read_image,
+    write_image,
+)
 
 INDEX_FIELDS = ["video", "frame", "time", "path"]
 
@@ -90,6 +97,7 @@ def extract_frames(input_dir: str | Path, out_dir: str | Path, sampling: Samplin
         raise CharaidError(f"{input_dir}: no videos or pictures found")
     rows: list[dict] = []
     skipped: list[str] = []
+    problems: list[str] = []  # reported once we know whether anything decoded
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         for path in tqdm(videos, desc="extract_frames", unit="video"):
@@ -97,7 +105,7 @@ def extract_frames(input_dir: str | Path, out_dir: str | Path, sampling: Samplin
             frames = sample_video(path, sampling)
             if not frames:
                 skipped.append(path.name)
-                print(f"warning: {path}: no decodable frames, skipped", file=sys.stderr)
+                problems.append(f"{path}: no decodable frames (empty, truncated or not a video)")
                 continue
             (tmp / name).mkdir(parents=True, exist_ok=True)
             for index, seconds, frame in frames:
@@ -108,14 +116,20 @@ def extract_frames(input_dir: str | Path, out_dir: str | Path, sampling: Samplin
             image = read_image(path)
             if image is None:
                 skipped.append(path.name)
-                print(f"warning: {path}: not a readable picture, skipped", file=sys.stderr)
+                problems.append(f"{path}: {image_problem(path)}")
                 continue
             rel = f"images/{path.stem}.jpg"
             (tmp / "images").mkdir(exist_ok=True)
             write_image(tmp / rel, image)
             rows.append({"video": "images", "frame": path.stem, "time": 0.0, "path": rel})
         if not rows:
-            raise CharaidError(f"{input_dir}: none of the inputs could be decoded")
+            # one line for the whole failure: the first problem, and how many more
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise CharaidError(
+                f"none of the inputs could be decoded: {problems[0]}{more}; fix or remove it"
+            )
+        for problem in problems:
+            print(f"warning: {problem}, skipped", file=sys.stderr)
         write_index(tmp / "index.csv", rows)
     return {"frames": len(rows), "videos": len(videos), "skipped": skipped}
 
@@ -128,5 +142,9 @@ def write_index(path: Path, rows: list[dict]) -> None:
 
 
 def read_index(path: str | Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+    """Rows of a CSV index or manifest; a missing one names the stage that writes it."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    except FileNotFoundError:
+        raise CharaidError(f"{path}: missing; run the stage that writes it (dvc repro)") from None

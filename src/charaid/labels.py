@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import csv
 import sys
+import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from charaid.atomic import atomic_dir
+from charaid.atomic import atomic_dir, npz_bytes
 from charaid.boxes import match
 from charaid.errors import CharaidError
 from charaid.faces import face_boxes, load_crops
 from charaid.frames import read_index
-from charaid.media import IMAGE_EXTS, read_image, write_image
+from charaid.media import IMAGE_EXTS, image_problem, read_image, write_image
 from charaid.visualize import contact_sheet
 
 FIELDS = ["id", "label", "role", "source"]
@@ -102,12 +103,13 @@ def build_dataset(params: dict, crop_size: int, faces_dir: Path, out_dir: Path) 
         crops = load_crops(faces_dir, [{"crop": r["id"]} for r in rows])
         images = list(crops)
     else:
-        rows, images = [], []
+        rows, images, unreadable = [], [], []
         for name, files in scan_folders(path).items():
+            before = len(rows)
             for file in files:
                 image = read_image(file)
                 if image is None:
-                    print(f"warning: {file}: not a readable picture, skipped", file=sys.stderr)
+                    unreadable.append(f"{file}: {image_problem(file)}")
                     continue
                 rows.append(
                     {
@@ -118,6 +120,13 @@ def build_dataset(params: dict, crop_size: int, faces_dir: Path, out_dir: Path) 
                     }
                 )
                 images.append(image)
+            if len(rows) == before:
+                raise CharaidError(
+                    f"{path / name}: class folder has no readable pictures ({unreadable[-1]}); "
+                    "add some or remove it"
+                )
+        for problem in unreadable:
+            print(f"warning: {problem}, skipped", file=sys.stderr)
     if not rows:
         raise CharaidError(f"{path}: no labelled faces found")
     stack = np.stack(
@@ -130,7 +139,8 @@ def build_dataset(params: dict, crop_size: int, faces_dir: Path, out_dir: Path) 
     )
     counts = Counter(r["label"] for r in rows)
     with atomic_dir(out_dir) as tmp:
-        np.savez_compressed(tmp / "crops.npz", images=stack, ids=np.array([r["id"] for r in rows]))
+        ids = np.array([r["id"] for r in rows])
+        (tmp / "crops.npz").write_bytes(npz_bytes({"images": stack, "ids": ids}))
         with open(tmp / "labels.csv", "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=FIELDS)
             writer.writeheader()
@@ -147,6 +157,9 @@ def load_dataset(dataset_dir: Path) -> tuple[np.ndarray, list[dict]]:
     npz, csv_path = dataset_dir / "crops.npz", dataset_dir / "labels.csv"
     if not npz.is_file() or not csv_path.is_file():
         raise CharaidError(f"{dataset_dir}: dataset missing; run the label stage first")
-    with np.load(npz) as data:
-        images = data["images"]
+    try:
+        with np.load(npz) as data:
+            images = data["images"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise CharaidError(f"{npz}: damaged ({exc}); rerun the label stage") from None
     return images, read_index(csv_path)

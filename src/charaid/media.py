@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
-import numpy as np
+# FFmpeg inside OpenCV logs damaged streams to stderr; charaid reports them itself, by file name.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
-from charaid.errors import CharaidError
+import cv2  # noqa: E402  (after the log level, which OpenCV reads when it opens a video)
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from charaid.errors import CharaidError  # noqa: E402
 
 VIDEO_EXTS = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -28,12 +36,72 @@ def list_media(folder: str | Path, exts: set[str]) -> list[Path]:
     return found
 
 
+MAX_PIXELS = 100_000_000  # larger pictures are refused from their header, before decoding
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence C libraries (libpng, libjpeg) that print to fd 2 while decoding a damaged file.
+
+    Only around a decode in single-threaded code: the fd is process-wide.
+    """
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+BOMB = (-1, -1)
+
+
+def header_size(path: str | Path) -> tuple[int, int] | None:
+    """(width, height) from the header alone (Pillow decodes no pixels); None if unknown."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as im:
+                return im.size
+        except Image.DecompressionBombError:
+            return BOMB  # Pillow's own guard: far over our limit, whatever the exact size
+        except Exception:  # Pillow does not know every format OpenCV decodes
+            return None
+
+
+def too_large(size: tuple[int, int] | None) -> bool:
+    return size is not None and (size == BOMB or size[0] * size[1] > MAX_PIXELS)
+
+
+def image_problem(path: str | Path) -> str:
+    """Why `read_image` returned None for this file, in a few words."""
+    size = header_size(path)
+    limit = f"over the {MAX_PIXELS // 1_000_000} MP limit"
+    if size == BOMB:
+        claimed = 2 * Image.MAX_IMAGE_PIXELS // 10**6
+        return f"picture too large (its header claims over {claimed} MP), {limit}"
+    if too_large(size):
+        return f"picture is {size[0]}x{size[1]}, {limit}"
+    return "not a readable picture (empty, damaged, truncated or not a picture)"
+
+
 def read_image(path: str | Path) -> np.ndarray | None:
-    """A picture as 8-bit BGR, or None if it cannot be decoded (any depth/channels accepted)."""
-    data = np.fromfile(str(path), dtype=np.uint8)
+    """A picture as 8-bit BGR, or None if it cannot be decoded (any depth/channels accepted).
+
+    `image_problem(path)` says why. A header claiming over MAX_PIXELS is refused undecoded.
+    """
+    if too_large(header_size(path)):
+        return None
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError:
+        return None
     if data.size == 0:
         return None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    with quiet_native_stderr():
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
         return None
     if image.dtype == np.uint16:

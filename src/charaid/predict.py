@@ -40,14 +40,21 @@ class Recognizer:
         meta_path, npz_path = model_dir / "model.json", model_dir / "model.npz"
         if not meta_path.is_file() or not npz_path.is_file():
             raise CharaidError(f"{model_dir}: no trained model (model.npz + model.json); run train")
-        self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        self.classes: list[str] = self.meta["classes"]
-        self.input_size: int = self.meta["input_size"]
+        try:
+            self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            self.classes: list[str] = list(self.meta["classes"])
+            self.input_size: int = int(self.meta["input_size"])
+            self.meta["model"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CharaidError(f"{meta_path}: damaged ({exc}); rerun train") from None
         use_fast = self.meta.get("fast", True) if fast is None else fast
-        self.model = build_model(self.meta["model"], len(self.classes), fast=use_fast)
+        try:
+            self.model = build_model(self.meta["model"], len(self.classes), fast=use_fast)
+        except ValueError as exc:  # a model.json from a newer or another charaid
+            raise CharaidError(f"{meta_path}: {exc}; rerun train") from None
         try:
             serializers.load_npz(str(npz_path), self.model)
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, OSError, EOFError) as exc:
             raise CharaidError(f"{npz_path}: does not match model.json ({exc})") from None
 
     def probabilities(self, crops: np.ndarray, batch: int = 256) -> np.ndarray:

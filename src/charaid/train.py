@@ -21,7 +21,7 @@ import numpy as np
 from chainer import iterators, optimizers, serializers, training
 from chainer.training import extensions
 
-from charaid.atomic import atomic_path, write_json
+from charaid.atomic import atomic_path, write_json, write_npz
 from charaid.errors import CharaidError
 from charaid.frames import read_index
 from charaid.models import build_model
@@ -47,8 +47,49 @@ def arrays_for(images: np.ndarray, ids: list[str], split_rows: list[dict], class
         raise CharaidError(f"split lists crops the dataset lacks (e.g. {missing[0]}); rerun split")
     pick = np.array([where[r["id"]] for r in split_rows], dtype=np.int64)
     label_of = {c: i for i, c in enumerate(classes)}
+    unknown = sorted({r["label"] for r in split_rows} - set(label_of))
+    if unknown:
+        raise CharaidError(
+            f"split: test labels {', '.join(map(repr, unknown))} have no training crops; "
+            "rerun split"
+        )
     y = np.array([label_of[r["label"]] for r in split_rows], dtype=np.int32)
     return to_input(images[pick]), y
+
+
+def derived_seed(seed: int, *keys: object) -> int:
+    """A 32-bit seed from the run's seed and a position (epoch, iteration) in it."""
+    digest = hashlib.sha256(":".join(map(str, (seed, *keys))).encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+class EpochOrderSampler(iterators.OrderSampler):
+    """Shuffles each epoch from (seed, epoch), not from a running generator: a run resumed from
+    a snapshot (which stores the epoch but no generator state) sees the same orders."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.iterator: iterators.SerialIterator | None = None
+
+    def __call__(self, current_order: np.ndarray, current_position: int) -> np.ndarray:
+        # called as epoch `iterator.epoch` ends, for the next one (before the iterator exists:
+        # the first epoch's order)
+        epoch = -1 if self.iterator is None else self.iterator.epoch
+        rng = np.random.RandomState(derived_seed(self.seed, "order", epoch))
+        return rng.permutation(len(current_order))
+
+
+class SeededUpdater(training.updaters.StandardUpdater):
+    """Reseeds numpy's global generator (dropout draws from it) from (seed, iteration) before
+    each update, so a resumed run draws exactly what the uninterrupted one did."""
+
+    def __init__(self, seed: int, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.seed = seed
+
+    def update_core(self) -> None:
+        np.random.seed(derived_seed(self.seed, "update", self.iteration))
+        super().update_core()
 
 
 class EpochCsv(training.Extension):
@@ -119,15 +160,16 @@ def train(
     optimizer.setup(classifier)
 
     batch = min(params["batch_size"], len(x_train))
-    order = iterators.ShuffleOrderSampler(np.random.RandomState(params["seed"]))
+    order = EpochOrderSampler(params["seed"])
     train_iter = iterators.SerialIterator(
         chainer.datasets.TupleDataset(x_train, y_train), batch, order_sampler=order
     )
+    order.iterator = train_iter
     test_iter = iterators.SerialIterator(
         chainer.datasets.TupleDataset(x_test, y_test), 256, repeat=False, shuffle=False
     )
     run_dir = work_dir / run_key(params, split_dir, dataset_dir)
-    updater = training.updaters.StandardUpdater(train_iter, optimizer)
+    updater = SeededUpdater(params["seed"], train_iter, optimizer)
     trainer = training.Trainer(updater, (params["epochs"], "epoch"), out=str(run_dir))
     trainer.extend(extensions.Evaluator(test_iter, classifier))
     trainer.extend(extensions.LogReport())
@@ -139,7 +181,11 @@ def train(
             )
         )
     trainer.extend(extensions.ProgressBar(update_interval=10))
-    trainer.extend(extensions.snapshot(filename="snapshot", autoload=True), trigger=(1, "epoch"))
+    trainer.extend(extensions.snapshot(filename="snapshot"), trigger=(1, "epoch"))
+    snapshot = run_dir / "snapshot"
+    if snapshot.is_file():  # a killed run of these very params and data: go on from its epoch
+        serializers.load_npz(str(snapshot), trainer)
+        print(f"train: resuming from the snapshot of epoch {updater.epoch} ({snapshot})")
 
     started = time.perf_counter()
     trainer.run()
@@ -147,8 +193,9 @@ def train(
 
     log = trainer.get_extension("LogReport").log
     last = log[-1]
-    with atomic_path(model_dir / "model.npz") as tmp:
-        serializers.save_npz(str(tmp), model)
+    weights = serializers.DictionarySerializer()  # what save_npz writes, without timestamps
+    weights.save(model)
+    write_npz(model_dir / "model.npz", weights.target)
     meta = {
         "model": params["model"],
         "classes": classes,
