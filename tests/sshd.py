@@ -7,6 +7,7 @@ reads ~/.ssh/known_hosts of the client process).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 SSHD = Path("/usr/sbin/sshd")
+SFTP_SERVER = Path("/usr/lib/openssh/sftp-server")
 
 
 def free_port() -> int:
@@ -26,8 +28,9 @@ def free_port() -> int:
 class Sshd:
     """`with Sshd(folder) as server:` serves sftp and shell logins by key, as the current user."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, log_sftp: bool = False) -> None:
         self.folder = Path(folder)
+        self.log_sftp = log_sftp
         self.home = self.folder / "home"
         self.key = self.folder / "user_key"
         self.user = os.environ.get("USER") or __import__("getpass").getuser()
@@ -56,6 +59,15 @@ class Sshd:
         user_pub = self._keygen(self.key)
         (self.folder / "authorized_keys").write_text(user_pub + "\n")
         self.port = free_port()
+        subsystem = "internal-sftp"
+        if self.log_sftp:
+            # internal-sftp logs only to syslog; the standalone server logs requests to stderr.
+            wrapper = self.folder / "sftp-logged"
+            wrapper.write_text(
+                f"#!/bin/sh\nexec {SFTP_SERVER} -e -l VERBOSE 2>>{self.folder / 'sftp.log'}\n"
+            )
+            wrapper.chmod(0o755)
+            subsystem = str(wrapper)
         config = self.folder / "sshd_config"
         config.write_text(
             f"Port {self.port}\n"
@@ -70,16 +82,14 @@ class Sshd:
             "StrictModes no\n"
             "UsePAM no\n"
             # dvc-ssh talks sftp; without this line sshd refuses the subsystem.
-            "Subsystem sftp internal-sftp\n"
+            f"Subsystem sftp {subsystem}\n"
             "MaxSessions 64\n"
             "MaxStartups 64\n"
             "LogLevel ERROR\n"
         )
         # sshd refuses to start without its privilege-separation folder.
-        try:
+        with contextlib.suppress(PermissionError):
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        except PermissionError:
-            pass
         ssh_dir = self.home / ".ssh"
         ssh_dir.mkdir(parents=True, exist_ok=True)
         (ssh_dir / "known_hosts").write_text(f"[127.0.0.1]:{self.port} {host_pub}\n")
@@ -111,6 +121,18 @@ class Sshd:
         if self.process:
             self.log.close()
         self.process = None
+
+    def sftp_requests(self) -> dict[str, int]:
+        """Counts, by kind, of the sftp requests served so far (with log_sftp): open, close,
+        stat, lstat, mkdir, rename, opendir, ...; sftp-server does not log data reads/writes."""
+        counts: dict[str, int] = {}
+        log = self.folder / "sftp.log"
+        for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
+            # e.g. 'open "/x" flags WRITE,CREATE,TRUNCATE mode 0666', 'mkdir name "/y" mode 0777'
+            word = line.split(" ", 1)[0]
+            if word not in ("session", "received", "sent"):
+                counts[word] = counts.get(word, 0) + 1
+        return counts
 
     def url(self, path: Path) -> str:
         return f"ssh://{self.user}@127.0.0.1:{self.port}{Path(path).resolve()}"
