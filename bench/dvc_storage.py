@@ -16,6 +16,7 @@ Files opened and sftp requests are counted from the sftp server's log.
     python bench/dvc_storage.py                    # 12,000 crops, 12 videos, 3 rounds
     python bench/dvc_storage.py --kind frames      # 2,000 frames from data/frames
     python bench/dvc_storage.py --count 2000 --rounds 1 --source ../main/data/dataset/crops.npz
+    python bench/dvc_storage.py --project .        # this project's outputs, after `make repro`
 """
 
 from __future__ import annotations
@@ -193,6 +194,9 @@ def bench_layout(layout: str, args, work: Path, server: Sshd, items: Path) -> di
     r["status"] = statistics.median(
         timed(["dvc", "status", "-q"], proj, env) for _ in range(args.rounds)
     )
+    r["startup"] = statistics.median(
+        timed(["dvc", "--version"], proj, env) for _ in range(args.rounds)
+    )
     r["noop_cpu"] = statistics.median(CPU["dvc repro"])
     r["status_cpu"] = statistics.median(CPU["dvc status"])
     r["load"] = os.getloadavg()[0]
@@ -235,6 +239,97 @@ def bench_layout(layout: str, args, work: Path, server: Sshd, items: Path) -> di
     return r
 
 
+def bench_project(project: Path, rounds: int, work: Path, server: Sshd) -> None:
+    """Push and pull `project`'s cached outputs (from its dvc.lock) through the sshd and a
+    local folder, next to rsync of the same paths; the project's own remotes are untouched
+    (a remote `bench` goes to .dvc/config.local, restored afterwards)."""
+    import yaml
+
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    outs = [
+        o["path"]
+        for stage in lock["stages"].values()
+        for o in stage.get("outs", [])
+        if (project / o["path"]).exists()
+    ]
+    files = [p for o in outs for p in ([project / o] if (project / o).is_file() else [])]
+    files += [p for o in outs if (project / o).is_dir() for p in (project / o).rglob("*")]
+    files = [p for p in files if p.is_file()]
+    env = server.env()
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
+    local_config = project / ".dvc" / "config.local"
+    saved = local_config.read_bytes() if local_config.exists() else None
+    ssh = " ".join(server.ssh_command())
+    login = f"{server.user}@127.0.0.1"
+    results: dict[str, dict[str, list[float]]] = {}
+    try:
+        for k in range(rounds):
+            for kind in ("ssh", "local"):
+                r = results.setdefault(kind, {})
+                remote = work / f"remote-{kind}{k}"
+                remote.mkdir()
+                url = server.url(remote) if kind == "ssh" else str(remote)
+                run(["dvc", "remote", "add", "--local", "-f", "bench", url], project, env)
+                if kind == "ssh":
+                    key = ["dvc", "remote", "modify", "--local", "bench", "keyfile"]
+                    run([*key, str(server.key)], project, env)
+                before = server.sftp_requests()
+                r.setdefault("push", []).append(
+                    timed(["dvc", "push", "-q", "-r", "bench"], project, env)
+                )
+                requests, _ = requests_since(before, server)
+                r.setdefault("push_requests", []).append(requests)
+                r.setdefault("objects", []).append(count_files(remote)[0])
+                # a fresh checkout: the pipeline files only, no cache
+                fresh = work / f"fresh-{kind}{k}"
+                fresh.mkdir()
+                run(["git", "init", "-q"], fresh, env)
+                run(["dvc", "init", "-q"], fresh, env)
+                for name in ("dvc.yaml", "dvc.lock", "params.yaml"):
+                    shutil.copy(project / name, fresh / name)
+                shutil.copy(local_config, fresh / ".dvc" / "config.local")
+                before = server.sftp_requests()
+                r.setdefault("pull", []).append(
+                    timed(["dvc", "pull", "-q", "-r", "bench"], fresh, env)
+                )
+                requests, _ = requests_since(before, server)
+                r.setdefault("pull_requests", []).append(requests)
+                for out in outs:
+                    diff = ["diff", "-r", "-q", str(project / out), str(fresh / out)]
+                    assert not run(diff, project, env), out
+                shutil.rmtree(fresh)
+                if kind == "ssh":
+                    target = f"{login}:{work / f'rsync{k}'}/"
+                    cmd = ["rsync", "-aR", "-e", ssh, *outs, target]
+                    r.setdefault("rsync_push", []).append(timed(cmd, project, env))
+                    back = work / f"rsync-back{k}"
+                    cmd = ["rsync", "-a", "-e", ssh, target, f"{back}/"]
+                    r.setdefault("rsync_pull", []).append(timed(cmd, work, env))
+    finally:
+        if saved is None:
+            local_config.unlink(missing_ok=True)
+        else:
+            local_config.write_bytes(saved)
+    med = {kind: {k: statistics.median(v) for k, v in r.items()} for kind, r in results.items()}
+    ssh_r, local_r = med["ssh"], med["local"]
+    size = sum(p.stat().st_size for p in files) / 1e6
+    print(
+        f"{project}: {len(outs)} cached outputs, {len(files):,} files, {size:.1f} MB;"
+        f" medians of {rounds} rounds"
+    )
+    print("| | SSH (dvc-ssh) | local folder |")
+    print("|---|---:|---:|")
+    print(f"| objects on the remote | {ssh_r['objects']:,.0f} | {local_r['objects']:,.0f} |")
+    print(f"| dvc push (s) | {ssh_r['push']:.1f} | {local_r['push']:.1f} |")
+    print(f"|   sftp requests | {ssh_r['push_requests']:,.0f} | |")
+    print(f"| rsync -a over the same sshd (s) | {ssh_r['rsync_push']:.1f} | |")
+    print(f"|   push / rsync | x{ssh_r['push'] / ssh_r['rsync_push']:.2f} | |")
+    print(f"| dvc pull, fresh checkout (s) | {ssh_r['pull']:.1f} | {local_r['pull']:.1f} |")
+    print(f"|   sftp requests | {ssh_r['pull_requests']:,.0f} | |")
+    print(f"| rsync -a back (s) | {ssh_r['rsync_pull']:.1f} | |")
+    print(f"|   pull / rsync | x{ssh_r['pull'] / ssh_r['rsync_pull']:.2f} | |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kind", choices=("crops", "frames"), default="crops")
@@ -249,6 +344,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--files-rounds", type=int, default=1, help="push/pull rounds of the many-files layout"
+    )
+    parser.add_argument(
+        "--project",
+        type=Path,
+        help="instead: push/pull this reproduced project's outputs (e.g. `.` after make repro)",
     )
     parser.add_argument("--write", nargs=5, metavar=("KIND", "LAYOUT", "ITEMS", "VIDEOS", "OUT"))
     args = parser.parse_args()
@@ -270,6 +370,10 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("error: killed"))
     work = Path(tempfile.mkdtemp(prefix="charaid-dvc-storage-"))
     try:
+        if args.project:
+            with Sshd(work / "sshd", log_sftp=True) as server:
+                bench_project(args.project.resolve(), args.rounds, work, server)
+            return
         if args.kind == "crops":
             items = work / "crops.npy"
             np.save(items, make_crops(args.count, args.source))
@@ -304,6 +408,7 @@ def print_table(results: dict, names: tuple[str, str]) -> None:
         ("dvc status (s)", "status", "{:.2f}"),
         ("  its CPU time (s)", "status_cpu", "{:.2f}"),
         ("  load average (1 min) meanwhile", "load", "{:.1f}"),
+        ("dvc --version: start-up alone (s)", "startup", "{:.2f}"),
         ("dvc push over ssh (s)", "push", "{:.1f}"),
         ("  objects on the remote", "pushed", "{:,}"),
         ("  files opened (sftp open)", "push_opens", "{:,}"),

@@ -174,7 +174,7 @@ def _read_crop_file(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path) as data:
             crops, keys = data["crops"], data["keys"]
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as e:
         raise CharaidError(f"{path}: crop file cannot be read ({e}); rerun detect_faces") from e
     return dict(zip(keys.tolist(), crops, strict=True))
 
