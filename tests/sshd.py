@@ -8,6 +8,7 @@ reads ~/.ssh/known_hosts of the client process).
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import shutil
 import socket
@@ -33,7 +34,7 @@ class Sshd:
         self.log_sftp = log_sftp
         self.home = self.folder / "home"
         self.key = self.folder / "user_key"
-        self.user = os.environ.get("USER") or __import__("getpass").getuser()
+        self.user = getpass.getuser()
         self.port = 0
         self.process: subprocess.Popen | None = None
 
