@@ -48,6 +48,13 @@ def detect_eval(args: argparse.Namespace) -> None:
     print(json.dumps(result, indent=2) if args.json else format_table(result))
 
 
+def export_crops(args: argparse.Namespace) -> None:
+    from charaid.faces import export_crops as export
+
+    count = export(args.faces, args.out)
+    print(f"{count} crops written to {args.out}/<video>/; sort them into data/labeled/<character>/")
+
+
 def _positive(kind: Callable[[str], float], zero: bool = False) -> Callable[[str], float]:
     """An argparse type: a number > 0 (>= 0 with `zero`)."""
 
@@ -119,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--params", default="params.yaml", help="detector settings (detect_faces)")
     d.add_argument("--json", action="store_true", help="print the scores as JSON")
     d.set_defaults(func=detect_eval)
+
+    e = sub.add_parser("export-crops", help="write detect_faces' crops out as pictures to sort")
+    e.add_argument("--faces", default="data/faces", help="detect_faces output (default data/faces)")
+    e.add_argument("--out", default="data/unsorted", help="a new folder (default data/unsorted)")
+    e.set_defaults(func=export_crops)
     return parser
 
 
