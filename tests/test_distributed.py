@@ -107,45 +107,43 @@ def accuracy(project: Path) -> float:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
+def runs(tmp_path_factory) -> dict:
+    """One process, `mpiexec -n 2` by hand, then `train.processes: 2`, on one small project."""
     from charaid.demo.crops import write_train_project
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["train"].update(TRAIN)
-    return write_train_project(
+    project = write_train_project(
         tmp_path_factory.mktemp("mpi"), params, per_class=120, names=("Akari", "Sora", "Mio")
     )
+    mpiexec = distributed.mpiexec()
+    assert mpiexec, "mpiexec not found: requirements.txt installs the mpich wheel"
+    one = {**run_train(project, threads=2), "accuracy": accuracy(project)}
+    two = {**run_train(project, mpiexec, "-n", "2"), "accuracy": accuracy(project)}
+    params["train"]["processes"] = 2
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    switched = run_train(project)
+    print(f"\ntest accuracy: 1 process {one['accuracy']:.4f}, 2 processes {two['accuracy']:.4f}")
+    return {"project": project, "one": one, "two": two, "switched": switched}
 
 
 @pytest.mark.slow
-def test_mpiexec_two_processes_match_one_process(project: Path):
-    mpiexec = distributed.mpiexec()
-    assert mpiexec, "mpiexec not found: requirements.txt installs the mpich wheel"
-    one = run_train(project, threads=2)
-    acc_one = accuracy(project)
-    two = run_train(project, mpiexec, "-n", "2")
-    acc_two = accuracy(project)
+def test_mpiexec_two_processes_match_one_process(runs):
+    one, two = runs["one"], runs["two"]
     assert one["speed"]["processes"] == 1 and two["speed"]["processes"] == 2
     assert "2 processes" in two["stdout"] and two["stdout"].count("train: test accuracy") == 1
-    assert acc_one >= 0.9, acc_one
-    assert abs(acc_one - acc_two) <= TOLERANCE, (acc_one, acc_two)
+    assert one["accuracy"] >= 0.9, one["accuracy"]
+    assert abs(one["accuracy"] - two["accuracy"]) <= TOLERANCE, (one["accuracy"], two["accuracy"])
     # the 2-process model really is another model (data split over ranks, averaged gradients)
     assert any(not np.array_equal(one["weights"][k], two["weights"][k]) for k in one["weights"])
     assert two["live"]["epoch"] == TRAIN["epochs"] and "accuracy" in two["live"]["test"]
-    assert not any((project / "data" / ".train_snapshots").glob("*/*"))  # every rank cleaned up
+    snapshots = runs["project"] / "data" / ".train_snapshots"
+    assert not any(snapshots.glob("*/*"))  # every rank cleaned up after itself
 
 
 @pytest.mark.slow
-def test_processes_param_relaunches_and_is_deterministic(project: Path):
-    explicit = run_train(project, distributed.mpiexec(), "-n", "2")
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["train"]["processes"] = 2
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    try:
-        switched = run_train(project)
-    finally:
-        params["train"]["processes"] = 1
-        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+def test_processes_param_relaunches_and_is_deterministic(runs):
+    explicit, switched = runs["two"], runs["switched"]
     assert switched["speed"]["processes"] == 2
     # same seeds, same shards, same reduction order: the very same weights
     for key, value in explicit["weights"].items():
