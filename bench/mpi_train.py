@@ -106,7 +106,7 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.1f}\n"
     )
     header = (
-        f"| {'configuration':<26} | {'img/s':>7} | {'min..max':>13} | {'wall s':>6} "
+        f"| {'configuration':<26} | {'img/s':>7} | {'min..max':>14} | {'wall s':>6} "
         f"| {'test acc':>8} | {'vs 1p 2thr':>10} | {'vs 1p 1thr':>10} |"
     )
     print(header)

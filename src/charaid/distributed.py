@@ -111,10 +111,6 @@ class Workers:
 
         return chainermn.create_multi_node_evaluator(evaluator, self.comm)
 
-    def barrier(self) -> None:
-        if self.distributed:
-            self.comm.mpi_comm.Barrier()
-
 
 def mpiexec() -> str | None:
     """The `mpiexec` beside this Python (the PyPI `mpich` wheel puts it there), else on PATH."""
