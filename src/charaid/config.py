@@ -95,6 +95,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "batch_size": Field(INT, 1),
         "lr": Field(NUM, 1e-7, 1.0),
         "fast": Field(BOOL),
+        "processes": Field(INT, 1, 256),
     },
     "predict": {
         "unknown_threshold": Field(NUM, 0.0, 1.0),
