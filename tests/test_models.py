@@ -117,6 +117,7 @@ def run_train(tmp, out, **changes):
     return result, json.loads((out / "models" / "model.json").read_text())
 
 
+@pytest.mark.slow
 def test_bn_cnn_with_augmentation_at_another_input_size(crops_dataset, tmp_path):
     result, meta = run_train(crops_dataset, tmp_path, model="bn_cnn", input_size=32, augment=True,
                              epochs=6, lr=0.01)  # fmt: skip
@@ -126,9 +127,10 @@ def test_bn_cnn_with_augmentation_at_another_input_size(crops_dataset, tmp_path)
     assert metrics["accuracy"] >= 0.9  # the 50 px dataset crops are resized for the model
 
 
+@pytest.mark.slow
 def test_vgg16_trains_from_made_up_pretrained_weights(crops_dataset, tmp_path):
     fake_vgg16(tmp_path / "vgg16.npz", np.random.default_rng(0))
-    result, meta = run_train(crops_dataset, tmp_path / "run", model="vgg16", input_size=32,
+    result, meta = run_train(crops_dataset, tmp_path / "run", model="vgg16", input_size=16,
                              pretrained=str(tmp_path / "vgg16.npz"), epochs=1)  # fmt: skip
     assert meta["model"] == "vgg16" and np.isfinite(result["loss"])
     from charaid.predict import Recognizer
