@@ -89,7 +89,11 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "test_per_class": Field(NUM, 0),
     },
     "train": {
-        "model": Field(STR, choices=("seed_cnn",)),
+        "model": Field(STR, choices=("seed_cnn", "bn_cnn", "vgg16")),
+        "input_size": Field(INT, 16, 512),
+        "augment": Field(BOOL),
+        "pretrained": Field(STR),
+        "one_vs_rest": Field(STR),
         "seed": Field(INT, 0),
         "epochs": Field(INT, 1),
         "batch_size": Field(INT, 1),
@@ -98,6 +102,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "processes": Field(INT, 1, 256),
     },
     "predict": {
+        "unknown_method": Field(STR, choices=("knn", "softmax")),
+        "unknown_quantile": Field(NUM, 0.0, 0.5),
         "unknown_threshold": Field(NUM, 0.0, 1.0),
         "top_k": Field(INT, 1),
     },

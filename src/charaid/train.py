@@ -22,11 +22,13 @@ from chainer import iterators, optimizers, serializers, training
 from chainer.training import extensions
 
 from charaid.atomic import atomic_path, write_json, write_npz
+from charaid.augment import AugmentedDataset
 from charaid.distributed import Workers
 from charaid.errors import CharaidError
 from charaid.frames import read_index
 from charaid.live import LiveLog
-from charaid.models import build_model
+from charaid.models import build_model, classes_for, resize_crops
+from charaid.openset import GALLERY, features_of, save_gallery
 
 LOG_FIELDS = ["epoch", "loss", "accuracy", "test_loss", "test_accuracy"]
 
@@ -150,10 +152,13 @@ def train(
     from charaid.labels import load_dataset
 
     images, rows = load_dataset(dataset_dir)
+    # keys added by issue 4; a params dict without them means the seed's behaviour
+    params = {"augment": False, "pretrained": "", "one_vs_rest": "", **params}
+    images = resize_crops(images, params.get("input_size") or images.shape[1])
     ids = [r["id"] for r in rows]
     train_rows = read_index(split_dir / "train.csv")
     test_rows = read_index(split_dir / "test.csv")
-    classes = sorted({r["label"] for r in train_rows})
+    classes, train_rows, test_rows = classes_for(params["one_vs_rest"], train_rows, test_rows)
     x_train, y_train = arrays_for(images, ids, train_rows, classes)
     x_test, y_test = arrays_for(images, ids, test_rows, classes)
 
@@ -162,7 +167,7 @@ def train(
         from charaid.fastops import tune_allocator
 
         tune_allocator()
-    model = build_model(params["model"], len(classes), fast=params["fast"])
+    model = build_model(params["model"], len(classes), params["fast"], params["pretrained"])
     seed = workers.seed(params["seed"])
     if workers.distributed:  # own dropout masks per rank (rank 0's weights are broadcast)
         seed_everything(seed)
@@ -170,7 +175,11 @@ def train(
     optimizer = workers.optimizer(optimizers.Adam(alpha=params["lr"]))
     optimizer.setup(classifier)
 
-    train_set = workers.scatter(chainer.datasets.TupleDataset(x_train, y_train), params["seed"])
+    if params["augment"]:
+        train_data = AugmentedDataset(x_train, y_train, params["seed"])
+    else:
+        train_data = chainer.datasets.TupleDataset(x_train, y_train)
+    train_set = workers.scatter(train_data, params["seed"])
     test_set = workers.scatter(
         chainer.datasets.TupleDataset(x_test, y_test), params["seed"], equal=False
     )
@@ -219,8 +228,10 @@ def train(
         "classes": classes,
         "input_size": int(images.shape[1]),
         "fast": params["fast"],
+        "one_vs_rest": params["one_vs_rest"],
     }
     write_json(model_dir / "model.json", meta)
+    save_gallery(model_dir / GALLERY, features_of(model, x_train))  # open-set scoring
     for key in ("loss", "accuracy"):
         shutil.copyfile(out_dir / f"{key}.png", metrics_dir / f"train_{key}.png")
     shutil.rmtree(run_dir, ignore_errors=True)
