@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import chainer
 import chainer.links as L
 import numpy as np
+import pytest
 from chainer import iterators, optimizers, training
 from chainer.training import extensions
 
+from charaid.errors import CharaidError
 from charaid.live import LiveLog
 
 
@@ -50,3 +53,11 @@ def test_summary_is_the_same_for_the_same_run(tmp_path):
     run_trainer(tmp_path / "b")
     first = (tmp_path / "a" / "live" / "metrics.json").read_bytes()
     assert first == (tmp_path / "b" / "live" / "metrics.json").read_bytes()
+
+
+def test_a_git_repository_without_commits_is_one_clear_error(tmp_path, monkeypatch):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CharaidError, match="commit once first"):
+        run_trainer(tmp_path, epochs=1)
+    assert not (tmp_path / "live" / "metrics.json").exists()

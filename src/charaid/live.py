@@ -17,6 +17,8 @@ from pathlib import Path
 
 from chainer import training
 
+from charaid.errors import CharaidError
+
 # LogReport key -> DVCLive metric name
 KEYS = {
     "main/loss": "train/loss",
@@ -36,18 +38,30 @@ class LiveLog(training.Extension):
         self.directory = Path(directory)
         self._live = None
 
+    def initialize(self, trainer: training.Trainer) -> None:
+        # Opened before the first epoch, so a repository DVCLive refuses stops the run at once.
+        if self._live is None:
+            self._live = self._open()
+
     def _open(self):
         from dvclive import Live
+        from scmrepo.exceptions import SCMError
 
         # DVCLive announces the experiment name at INFO on every start: keep stage output quiet.
         logging.getLogger("dvclive").setLevel(logging.WARNING)
-        return Live(
-            dir=str(self.directory),
-            dvcyaml=False,
-            save_dvc_exp=False,
-            report=None,
-            resume=False,
-        )
+        try:
+            return Live(
+                dir=str(self.directory),
+                dvcyaml=False,
+                save_dvc_exp=False,
+                report=None,
+                resume=False,
+            )
+        except SCMError as exc:  # e.g. "Empty git repo": DVCLive reads the current commit
+            raise CharaidError(
+                f"DVCLive cannot use this git repository ({exc}); "
+                "commit once first: git add -A && git commit -m 'initial commit'"
+            ) from None
 
     def __call__(self, trainer: training.Trainer) -> None:
         entry = trainer.get_extension("LogReport").log[-1]
