@@ -9,24 +9,27 @@ import pytest
 
 from charaid.cli import main
 from charaid.errors import CharaidError
+from charaid.faces import crop_file, crop_key, load_crops
 from charaid.labelhelp import auto_clusters, quality, suggest
 
 COLORS = {"Akari": (0, 0, 255), "Sora": (255, 0, 0), "Mio": (0, 200, 0)}
 
 
 def make_faces(root, n=12):
-    """A detect_faces-like folder: crops/ + index.csv; the truth is kept apart (not in it)."""
+    """A detect_faces-like folder: crops/<video>.npz + index.csv; the truth is kept apart."""
     rng = np.random.default_rng(1)
-    (root / "crops").mkdir(parents=True)
-    rows, truth = [], {}
+    crop_file(root, "v").parent.mkdir(parents=True)
+    rows, truth, crops = [], {}, []
     for k, (name, color) in enumerate(COLORS.items()):
         for i in range(n):
             img = rng.integers(0, 60, (50, 50, 3), dtype=np.uint8)
             cv2.circle(img, (25, 25), 10 + i % 6, color, -1)
-            crop = f"crops/v{k}_{i}.png"  # names say nothing of the character
-            cv2.imwrite(str(root / crop), img)
-            rows.append({"crop": crop, "video": "v", "frame": str(i)})
+            frame = str(k * n + i)
+            crop = crop_key("v", frame, 0)  # keys say nothing of the character
+            crops.append(img)
+            rows.append({"crop": crop, "video": "v", "frame": frame})
             truth[crop] = name
+    np.savez_compressed(crop_file(root, "v"), crops=np.stack(crops), keys=np.array(list(truth)))
     with open(root / "index.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["crop", "video", "frame"])
         writer.writeheader()
@@ -82,8 +85,8 @@ def test_presort_with_a_model_names_folders_by_class(tmp_path):
     for crop, name in truth.items():
         if name in CLASSES:
             (labeled / name).mkdir(parents=True, exist_ok=True)
-            pic = (tmp_path / "faces" / crop).read_bytes()
-            (labeled / name / crop.split("/")[-1]).write_bytes(pic)
+            pic = load_crops(tmp_path / "faces", [{"crop": crop}])[0]
+            cv2.imwrite(str(labeled / name / f"{crop.split('/')[-1]}.png"), pic)
     params = {"from": "folders", "path": str(labeled), "min_iou": 0.5, "other_class": "other"}
     build_dataset(params, 50, tmp_path, tmp_path / "dataset")
     write_split(split_rows(load_dataset(tmp_path / "dataset")[1], 2, 0), tmp_path / "split")
