@@ -246,11 +246,17 @@ def bench_project(project: Path, rounds: int, work: Path, server: Sshd) -> None:
     import yaml
 
     lock = yaml.safe_load((project / "dvc.lock").read_text())
+    uncached = set()  # metrics and plots marked `cache: false` travel by git, not DVC
+    for stage in yaml.safe_load((project / "dvc.yaml").read_text())["stages"].values():
+        for kind in ("outs", "metrics", "plots"):
+            for entry in stage.get(kind, []):
+                if isinstance(entry, dict):
+                    uncached |= {p for p, o in entry.items() if o and o.get("cache") is False}
     outs = [
         o["path"]
         for stage in lock["stages"].values()
         for o in stage.get("outs", [])
-        if (project / o["path"]).exists()
+        if o["path"] not in uncached and (project / o["path"]).exists()
     ]
     files = [p for o in outs for p in ([project / o] if (project / o).is_file() else [])]
     files += [p for o in outs if (project / o).is_dir() for p in (project / o).rglob("*")]
