@@ -35,7 +35,7 @@ import cv2
 
 from charaid.config import load_params
 from charaid.demo.render import render_demo
-from charaid.faces import find_faces
+from charaid.faces import find_faces, worker_count
 from charaid.frames import Sampling, extract_frames, read_index, sample_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,7 +177,7 @@ def main() -> None:
         video, paths = make_inputs(Path(tmp), args.frames)
         print(
             f"{len(paths)} frames of 1280x720, {os.cpu_count()} cores, "
-            f"stage workers: {params['workers']}, rounds: {args.rounds} (medians)"
+            f"stage workers: {worker_count(params)}, rounds: {args.rounds} (medians)"
         )
         rows = {**detection_rows(backends, params, paths), **decode_rows(video)}
         times = interleave(rows, args.rounds)

@@ -14,7 +14,7 @@ def main() -> None:
         Path("data/split"),
         Path("models"),
         Path("metrics"),
-        p["predict"]["unknown_threshold"],
+        p["predict"],
         p["label"]["other_class"],
     )
     shown = {k: m[k] for k in ("accuracy", "macro_f1")}

@@ -1,5 +1,7 @@
 """Detection scoring: box fusion, IoU matching, YOLO folders with a known answer, real frames."""
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from charaid.demo.draw import Pose, draw_character
 from charaid.detect import Detection, fuse, make_detector
 from charaid.detect_eval import Tally, read_yolo, score_folder, yolo_box
 from tests.conftest import CASCADE, ROOT, SAKURASOU, need_shared
+from tests.real_frames import annotated_sakurasou
 
 
 def params(**extra) -> dict:
@@ -170,3 +173,23 @@ def test_each_backend_finds_the_real_faces_and_nothing_else(backend):
             assert x < cx < x + side and y < cy < y + side, (index, det)
             hits += 1
     assert hits >= 1
+
+
+def test_detect_eval_on_the_hand_annotated_real_frames(tmp_path, capsys):
+    """`charaid detect-eval` on real frames: every face counted, boxes on faces, a recall floor.
+
+    The floor guards against regressions (the figures per backend are in README, measured by
+    bench/detect_real.py); it is not the goal.
+    """
+    need_shared(SAKURASOU)
+    folder = annotated_sakurasou(tmp_path)
+    faces = sum(len(p.read_text().split("\n")) - 1 for p in folder.glob("*.txt"))
+    config = tmp_path / "params.yaml"
+    full = yaml.safe_load((ROOT / "params.yaml").read_text())
+    full["detect_faces"] = params(backend="animeface")
+    config.write_text(yaml.safe_dump(full))
+    main(["detect-eval", str(folder), "--params", str(config), "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["frames"] == 12 and result["overall"]["faces"] == faces
+    assert result["overall"]["recall_iou50"] >= 0.4
+    assert result["overall"]["precision_iou50"] >= 0.8

@@ -106,3 +106,5 @@ def test_experiment_changes_show_in_metrics_diff(project: Path):
     diff = sh(project, "dvc", "metrics", "diff", "--json").stdout
     changes = json.loads(diff)
     assert changes["metrics/train.json"]["epochs"] == {"old": 2, "new": 3, "diff": 1}
+    # DVCLive's per-epoch summary is a stage metric too: the experiment's last epoch shows
+    assert changes["metrics/live/metrics.json"]["epoch"] == {"old": 2, "new": 3, "diff": 1}

@@ -39,7 +39,7 @@ def annotate_samples(
     samples = pick_samples(
         read_index(frames_dir / "index.csv"), read_index(faces_dir / "index.csv"), count
     )
-    rec = Recognizer(model_dir)
+    rec = Recognizer.from_params(model_dir, predict_params)
     detector = make_detector(detect_params)
     record = []
     with atomic_dir(out_dir) as tmp:

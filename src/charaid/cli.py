@@ -48,6 +48,28 @@ def detect_eval(args: argparse.Namespace) -> None:
     print(json.dumps(result, indent=2) if args.json else format_table(result))
 
 
+def export_crops(args: argparse.Namespace) -> None:
+    from charaid.faces import export_crops as export
+
+    count = export(args.faces, args.out)
+    print(f"{count} crops written to {args.out}/<video>/; sort them into data/labeled/<character>/")
+
+
+def label(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from charaid.labelhelp import suggest
+
+    model = Path(args.model) if args.model else None
+    if model is None and (Path("models") / "model.json").is_file() and not args.no_model:
+        model = Path("models")
+    predict = load_params(args.params)["predict"] if Path(args.params).is_file() else None
+    summary = suggest(Path(args.faces), Path(args.out), model, args.clusters, args.seed, predict)
+    how = "pre-sorted by the model" if summary["mode"] == "presort" else "clustered"
+    print(f"label: {summary['crops']} crops {how} into {len(summary['folders'])} folders")
+    print(f"open {args.out}/index.html, fix the folders, then copy them into data/labeled/")
+
+
 def _positive(kind: Callable[[str], float], zero: bool = False) -> Callable[[str], float]:
     """An argparse type: a number > 0 (>= 0 with `zero`)."""
 
@@ -119,6 +141,29 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--params", default="params.yaml", help="detector settings (detect_faces)")
     d.add_argument("--json", action="store_true", help="print the scores as JSON")
     d.set_defaults(func=detect_eval)
+
+    e = sub.add_parser("export-crops", help="write detect_faces' crops out as pictures to sort")
+    e.add_argument("--faces", default="data/faces", help="detect_faces output (default data/faces)")
+    e.add_argument("--out", default="data/unsorted", help="a new folder (default data/unsorted)")
+    e.set_defaults(func=export_crops)
+    lb = sub.add_parser("label", help="suggest folders for unlabeled crops (clusters or model)")
+    lb.add_argument(
+        "faces", nargs="?", default="data/faces", help="detect_faces output (default data/faces)"
+    )
+    lb.add_argument("--out", default="data/suggested", help="where the folders go")
+    lb.add_argument(
+        "--model", help="model folder (default: models/ if it has a model; else clusters)"
+    )
+    lb.add_argument("--no-model", action="store_true", help="cluster on image features only")
+    lb.add_argument(
+        "--clusters",
+        type=_positive(int, zero=True),
+        default=0,
+        help="cluster into N folders (default: pre-sort when a model exists, else automatic N)",
+    )
+    lb.add_argument("--seed", type=int, default=0, help="k-means seed (default 0)")
+    lb.add_argument("--params", default="params.yaml", help="open-set settings (predict)")
+    lb.set_defaults(func=label)
     return parser
 
 

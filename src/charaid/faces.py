@@ -7,7 +7,9 @@ thread so the processes do not fight over the cores.
 from __future__ import annotations
 
 import csv
+import os
 import sys
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -21,6 +23,8 @@ from charaid.errors import CharaidError
 from charaid.frames import read_index
 from charaid.media import read_image, write_image
 from charaid.workers import FAILED, watchdog_map
+
+CROPS_DIR = "crops"
 
 INDEX_FIELDS = [
     "crop",
@@ -62,6 +66,11 @@ def _faces_in(path: str) -> tuple[str, list[Face] | None]:
     return path, faces
 
 
+def worker_count(params: dict) -> int:
+    """`workers: 0` means one process per core."""
+    return params["workers"] or os.cpu_count() or 1
+
+
 FRAME_TIMEOUT = 60.0  # seconds; a frame normally takes well under one
 
 
@@ -75,7 +84,7 @@ def find_faces(paths: list[str], params: dict) -> dict[str, list[Face] | None]:
     results: dict[str, list[Face] | None] = {}
     with tqdm(total=len(paths), desc="detect_faces", unit="frame") as bar:
         for path, found in watchdog_map(
-            _faces_in, paths, params["workers"], FRAME_TIMEOUT, _init_worker, (params,)
+            _faces_in, paths, worker_count(params), FRAME_TIMEOUT, _init_worker, (params,)
         ):
             if found is FAILED:
                 print(
@@ -87,8 +96,24 @@ def find_faces(paths: list[str], params: dict) -> dict[str, list[Face] | None]:
     return results
 
 
+def crop_file(faces_dir: str | Path, video: str) -> Path:
+    """The array file holding all crops of one video."""
+    return Path(faces_dir) / CROPS_DIR / f"{video}.npz"
+
+
+def crop_key(video: str, frame: str, k: int) -> str:
+    """A crop's key (index.csv `crop`, dataset ids): `<video>/<frame>_<k>`; the video names
+    the array file, so a key alone is enough to find the crop."""
+    return f"{video}/{frame}_{k}"
+
+
 def detect_faces(frames_dir: str | Path, out_dir: str | Path, params: dict) -> dict:
-    """Write `out_dir/crops/<video>/<frame>_<k>.png` and `out_dir/index.csv`."""
+    """Write `out_dir/crops/<video>.npz` (crops, keys) and `out_dir/index.csv`.
+
+    One array file per video instead of one picture per crop: DVC hashes, stats and transfers
+    files one by one, and tens of thousands of tiny crops made every step slow (README,
+    "Sharing data and models"). `charaid export-crops` writes them out as pictures to sort.
+    """
     frames_dir, out_dir = Path(frames_dir), Path(out_dir)
     index_path = frames_dir / "index.csv"
     if not index_path.is_file():
@@ -97,31 +122,38 @@ def detect_faces(frames_dir: str | Path, out_dir: str | Path, params: dict) -> d
     paths = [str(frames_dir / row["path"]) for row in frames]
     found = find_faces(paths, params)
     rows = []
+    per_video: dict[str, tuple[list[str], list[np.ndarray]]] = {}
+    for row, path in zip(frames, paths, strict=True):
+        faces = found[path]
+        if faces is None:
+            raise CharaidError(f"{path}: frame cannot be read; rerun extract_frames")
+        for k, (det, crop, (cx, cy, side)) in enumerate(faces):
+            key = crop_key(row["video"], row["frame"], k)
+            keys, crops = per_video.setdefault(row["video"], ([], []))
+            keys.append(key)
+            crops.append(crop)
+            x, y, w, h = (round(v, 1) for v in det.box)
+            rows.append(
+                {
+                    "crop": key,
+                    "video": row["video"],
+                    "frame": row["frame"],
+                    "x": x,
+                    "y": y,
+                    "w": w,
+                    "h": h,
+                    "score": round(det.score, 4),
+                    "crop_x": cx,
+                    "crop_y": cy,
+                    "crop_side": side,
+                }
+            )
     with atomic_dir(out_dir) as tmp:
-        for row, path in zip(frames, paths, strict=True):
-            faces = found[path]
-            if faces is None:
-                raise CharaidError(f"{path}: frame cannot be read; rerun extract_frames")
-            for k, (det, crop, (cx, cy, side)) in enumerate(faces):
-                rel = f"crops/{row['video']}/{row['frame']}_{k}.png"
-                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                write_image(tmp / rel, crop)
-                x, y, w, h = (round(v, 1) for v in det.box)
-                rows.append(
-                    {
-                        "crop": rel,
-                        "video": row["video"],
-                        "frame": row["frame"],
-                        "x": x,
-                        "y": y,
-                        "w": w,
-                        "h": h,
-                        "score": round(det.score, 4),
-                        "crop_x": cx,
-                        "crop_y": cy,
-                        "crop_side": side,
-                    }
-                )
+        (tmp / CROPS_DIR).mkdir()
+        for video, (keys, crops) in sorted(per_video.items()):
+            # savez_compressed is byte-for-byte deterministic: its zip entries carry no
+            # timestamps (1980-01-01), so same crops -> same file -> same DVC hash.
+            np.savez_compressed(crop_file(tmp, video), crops=np.stack(crops), keys=np.array(keys))
         with open(tmp / "index.csv", "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=INDEX_FIELDS)
             writer.writeheader()
@@ -142,9 +174,51 @@ def face_boxes(rows: list[dict]) -> dict[tuple[str, str], list[tuple[int, tuple]
     return grouped
 
 
+def _read_crop_file(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise CharaidError(f"{path}: crop file missing; rerun detect_faces")
+    try:
+        with np.load(path) as data:
+            crops, keys = data["crops"], data["keys"]
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise CharaidError(f"{path}: crop file cannot be read ({e}); rerun detect_faces") from e
+    return dict(zip(keys.tolist(), crops, strict=True))
+
+
 def load_crops(faces_dir: Path, rows: list[dict]) -> np.ndarray:
-    """All crops of `rows` stacked as uint8 (N, S, S, 3) BGR."""
-    images = [read_image(faces_dir / row["crop"]) for row in rows]
-    if any(img is None for img in images):
-        raise CharaidError(f"{faces_dir}: a crop cannot be read; rerun detect_faces")
+    """All crops of `rows` (their `crop` key) stacked as uint8 (N, S, S, 3) BGR."""
+    faces_dir = Path(faces_dir)
+    files: dict[str, dict[str, np.ndarray]] = {}
+    images = []
+    for row in rows:
+        key = row["crop"]
+        video = key.rpartition("/")[0]
+        if video not in files:
+            files[video] = _read_crop_file(crop_file(faces_dir, video))
+        if key not in files[video]:
+            raise CharaidError(
+                f"{crop_file(faces_dir, video)}: no crop {key!r}; rerun detect_faces"
+            )
+        images.append(files[video][key])
     return np.stack(images) if images else np.zeros((0, 1, 1, 3), np.uint8)
+
+
+def export_crops(faces_dir: str | Path, out_dir: str | Path) -> int:
+    """Write every crop as `out_dir/<video>/<frame>_<k>.png`, for a person to sort into
+    `data/labeled/<character>/`; returns the count."""
+    faces_dir = Path(faces_dir)
+    index = faces_dir / "index.csv"
+    if not index.is_file():
+        raise CharaidError(f"{index}: missing; run the detect_faces stage first")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        # Never replace a folder that may hold a person's sorting work.
+        raise CharaidError(f"{out_dir}: exists and is not empty; choose a new folder (--out)")
+    rows = read_index(index)
+    crops = load_crops(faces_dir, rows)
+    with atomic_dir(out_dir) as tmp:
+        for row, crop in zip(rows, crops, strict=True):
+            path = tmp / f"{row['crop']}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_image(path, crop)
+    return len(rows)

@@ -17,7 +17,8 @@ from chainer import serializers
 from charaid.boxes import Box, square_crop
 from charaid.detect import Detection, Detector
 from charaid.errors import CharaidError
-from charaid.models import build_model
+from charaid.models import build_model, resize_crops
+from charaid.openset import GALLERY, Gallery
 from charaid.train import to_input
 from charaid.visualize import UNKNOWN
 
@@ -35,7 +36,15 @@ class Face:
 class Recognizer:
     """A trained classifier and its class names, loaded once."""
 
-    def __init__(self, model_dir: str | Path, fast: bool | None = None) -> None:
+    def __init__(
+        self,
+        model_dir: str | Path,
+        fast: bool | None = None,
+        unknown_method: str = "softmax",
+        unknown_quantile: float = 0.02,
+    ) -> None:
+        """`unknown_method`: softmax (top probability under the threshold given to `name`) or
+        knn (feature-space similarity to the training faces, see `charaid.openset`)."""
         model_dir = Path(model_dir)
         meta_path, npz_path = model_dir / "model.json", model_dir / "model.npz"
         if not meta_path.is_file() or not npz_path.is_file():
@@ -56,29 +65,67 @@ class Recognizer:
             serializers.load_npz(str(npz_path), self.model)
         except (KeyError, ValueError, OSError, EOFError) as exc:
             raise CharaidError(f"{npz_path}: does not match model.json ({exc})") from None
+        self.one_vs_rest: str = self.meta.get("one_vs_rest", "")
+        self.method = unknown_method
+        self.gallery = (
+            Gallery(model_dir / GALLERY, unknown_quantile) if unknown_method == "knn" else None
+        )
 
-    def probabilities(self, crops: np.ndarray, batch: int = 256) -> np.ndarray:
-        """Softmax probabilities (N, classes) for uint8 BGR crops of the model's input size."""
+    @classmethod
+    def from_params(cls, model_dir: str | Path, predict: dict) -> Recognizer:
+        """With the open-set settings of params.yaml's predict section."""
+        return cls(
+            model_dir,
+            unknown_method=predict["unknown_method"],
+            unknown_quantile=predict["unknown_quantile"],
+        )
+
+    def probabilities(self, crops: np.ndarray, batch: int = 256, scores: bool = False):
+        """Softmax probabilities (N, classes) for uint8 BGR crops (resized to the model's input
+        size if need be); with `scores`, also each face's open-set score (None for softmax)."""
+        crops = resize_crops(crops, self.input_size) if len(crops) else crops
         out = [np.zeros((0, len(self.classes)), np.float32)]
+        feats = []
         with chainer.using_config("train", False), chainer.no_backprop_mode():
             for i in range(0, len(crops), batch):
-                logits = self.model(to_input(crops[i : i + batch]))
-                out.append(F.softmax(logits).array)
-        return np.concatenate(out)
+                h = self.model.features(to_input(crops[i : i + batch]))
+                out.append(F.softmax(self.model.head(h)).array)
+                feats.append(h.array)
+        probs = np.concatenate(out)
+        if not scores:
+            return probs
+        if self.gallery is None or not feats:
+            return probs, None
+        return probs, self.gallery.scores(np.concatenate(feats))
 
-    def name(self, probs: np.ndarray, threshold: float, top_k: int = 3) -> tuple[str, list]:
-        """Top name (or unknown below `threshold`) and the top-k (name, probability) list."""
+    def name(
+        self, probs: np.ndarray, threshold: float, top_k: int = 3, score: float | None = None
+    ) -> tuple[str, list]:
+        """Top name (or unknown) and the top-k (name, probability) list.
+
+        Unknown: with the knn method, `score` under the calibrated threshold; with softmax, the
+        top probability under `threshold`.
+        """
         order = np.argsort(-probs, kind="stable")[:top_k]
         top = [(self.classes[i], round(float(probs[i]), 4)) for i in order]
-        return (top[0][0] if top[0][1] >= threshold else UNKNOWN), top
+        if self.gallery is not None and score is not None:
+            known = score >= self.gallery.threshold
+        else:
+            known = top[0][1] >= threshold
+        return (top[0][0] if known else UNKNOWN), top
 
     def faces(
-        self, dets: Sequence[Detection], probs: np.ndarray, threshold: float, top_k: int = 3
+        self,
+        dets: Sequence[Detection],
+        probs: np.ndarray,
+        threshold: float,
+        top_k: int = 3,
+        scores: np.ndarray | None = None,
     ) -> list[Face]:
         """Named faces from detections and their class probabilities (same order)."""
         faces = []
-        for det, row in zip(dets, probs, strict=True):
-            name, top = self.name(row, threshold, top_k)
+        for i, (det, row) in enumerate(zip(dets, probs, strict=True)):
+            name, top = self.name(row, threshold, top_k, None if scores is None else scores[i])
             faces.append(Face(det.box, name, top[0][1], top))
         return faces
 
@@ -173,7 +220,7 @@ class Predictor:
 
         detect, predict = params["detect_faces"], params["predict"]
         return cls(
-            Recognizer(model_dir),
+            Recognizer.from_params(model_dir, predict),
             make_detector(detect),
             detect["margin"],
             predict["unknown_threshold"],
@@ -194,10 +241,13 @@ class Predictor:
             dets.append(found)
             crops.append(crop_faces(image, found, self.margin, rec.input_size))
         with self._model_lock:
-            probs = rec.probabilities(concat(crops, rec.input_size))
-        pieces = split_rows(probs, [len(d) for d in dets])
+            probs, scores = rec.probabilities(concat(crops, rec.input_size), scores=True)
+        counts = [len(d) for d in dets]
+        pieces = split_rows(probs, counts)
+        score_pieces = split_rows(scores, counts) if scores is not None else [None] * len(dets)
         return [
-            rec.faces(d, p, self.threshold, self.top_k) for d, p in zip(dets, pieces, strict=True)
+            rec.faces(d, p, self.threshold, self.top_k, s)
+            for d, p, s in zip(dets, pieces, score_pieces, strict=True)
         ]
 
     def predict(self, image: np.ndarray) -> list[Face]:

@@ -22,9 +22,13 @@ from chainer import iterators, optimizers, serializers, training
 from chainer.training import extensions
 
 from charaid.atomic import atomic_path, write_json, write_npz
+from charaid.augment import AugmentedDataset
+from charaid.distributed import Workers
 from charaid.errors import CharaidError
 from charaid.frames import read_index
-from charaid.models import build_model
+from charaid.live import LiveLog
+from charaid.models import build_model, classes_for, resize_crops
+from charaid.openset import GALLERY, features_of, save_gallery
 
 LOG_FIELDS = ["epoch", "loss", "accuracy", "test_loss", "test_accuracy"]
 
@@ -137,15 +141,24 @@ def train(
     model_dir: Path,
     metrics_dir: Path,
     work_dir: Path,
+    workers: Workers | None = None,
 ) -> dict:
-    """Train, then write `model_dir/model.npz`, `model_dir/model.json` and training metrics."""
+    """Train, then write `model_dir/model.npz`, `model_dir/model.json` and training metrics.
+
+    `workers`: the MPI processes training together (charaid.distributed); only rank 0 writes
+    outputs, and the other ranks return an empty dict.
+    """
+    workers = workers or Workers.single()
     from charaid.labels import load_dataset
 
     images, rows = load_dataset(dataset_dir)
+    # keys added by issue 4; a params dict without them means the seed's behaviour
+    params = {"augment": False, "pretrained": "", "one_vs_rest": "", **params}
+    images = resize_crops(images, params.get("input_size") or images.shape[1])
     ids = [r["id"] for r in rows]
     train_rows = read_index(split_dir / "train.csv")
     test_rows = read_index(split_dir / "test.csv")
-    classes = sorted({r["label"] for r in train_rows})
+    classes, train_rows, test_rows = classes_for(params["one_vs_rest"], train_rows, test_rows)
     x_train, y_train = arrays_for(images, ids, train_rows, classes)
     x_test, y_test = arrays_for(images, ids, test_rows, classes)
 
@@ -154,42 +167,56 @@ def train(
         from charaid.fastops import tune_allocator
 
         tune_allocator()
-    model = build_model(params["model"], len(classes), fast=params["fast"])
+    model = build_model(params["model"], len(classes), params["fast"], params["pretrained"])
+    seed = workers.seed(params["seed"])
+    if workers.distributed:  # own dropout masks per rank (rank 0's weights are broadcast)
+        seed_everything(seed)
     classifier = L.Classifier(model)
-    optimizer = optimizers.Adam(alpha=params["lr"])
+    optimizer = workers.optimizer(optimizers.Adam(alpha=params["lr"]))
     optimizer.setup(classifier)
 
-    batch = min(params["batch_size"], len(x_train))
-    order = EpochOrderSampler(params["seed"])
-    train_iter = iterators.SerialIterator(
-        chainer.datasets.TupleDataset(x_train, y_train), batch, order_sampler=order
+    if params["augment"]:
+        train_data = AugmentedDataset(x_train, y_train, params["seed"])
+    else:
+        train_data = chainer.datasets.TupleDataset(x_train, y_train)
+    train_set = workers.scatter(train_data, params["seed"])
+    test_set = workers.scatter(
+        chainer.datasets.TupleDataset(x_test, y_test), params["seed"], equal=False
     )
+    batch = min(workers.batch(params["batch_size"]), len(train_set))
+    order = EpochOrderSampler(seed)
+    train_iter = iterators.SerialIterator(train_set, batch, order_sampler=order)
     order.iterator = train_iter
-    test_iter = iterators.SerialIterator(
-        chainer.datasets.TupleDataset(x_test, y_test), 256, repeat=False, shuffle=False
-    )
+    test_iter = iterators.SerialIterator(test_set, 256, repeat=False, shuffle=False)
     run_dir = work_dir / run_key(params, split_dir, dataset_dir)
-    updater = SeededUpdater(params["seed"], train_iter, optimizer)
-    trainer = training.Trainer(updater, (params["epochs"], "epoch"), out=str(run_dir))
-    trainer.extend(extensions.Evaluator(test_iter, classifier))
-    trainer.extend(extensions.LogReport())
-    trainer.extend(EpochCsv(metrics_dir / "train_log.csv"))
-    for key in ("loss", "accuracy"):
-        trainer.extend(
-            extensions.PlotReport(
-                [f"main/{key}", f"validation/main/{key}"], "epoch", filename=f"{key}.png"
+    out_dir = run_dir / f"rank{workers.rank}" if workers.distributed else run_dir
+    updater = SeededUpdater(seed, train_iter, optimizer)
+    trainer = training.Trainer(updater, (params["epochs"], "epoch"), out=str(out_dir))
+    trainer.extend(workers.evaluator(extensions.Evaluator(test_iter, classifier)))
+    if workers.is_root:
+        trainer.extend(extensions.LogReport())
+        trainer.extend(EpochCsv(metrics_dir / "train_log.csv"))
+        trainer.extend(LiveLog(metrics_dir / "live"))
+        for key in ("loss", "accuracy"):
+            trainer.extend(
+                extensions.PlotReport(
+                    [f"main/{key}", f"validation/main/{key}"], "epoch", filename=f"{key}.png"
+                )
             )
-        )
-    trainer.extend(extensions.ProgressBar(update_interval=10))
+        trainer.extend(extensions.ProgressBar(update_interval=10))
     trainer.extend(extensions.snapshot(filename="snapshot"), trigger=(1, "epoch"))
-    snapshot = run_dir / "snapshot"
+    snapshot = out_dir / "snapshot"
     if snapshot.is_file():  # a killed run of these very params and data: go on from its epoch
         serializers.load_npz(str(snapshot), trainer)
-        print(f"train: resuming from the snapshot of epoch {updater.epoch} ({snapshot})")
+        if workers.is_root:
+            print(f"train: resuming from the snapshot of epoch {updater.epoch} ({snapshot})")
 
     started = time.perf_counter()
     trainer.run()
     seconds = time.perf_counter() - started
+    if not workers.is_root:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        return {}
 
     log = trainer.get_extension("LogReport").log
     last = log[-1]
@@ -201,10 +228,12 @@ def train(
         "classes": classes,
         "input_size": int(images.shape[1]),
         "fast": params["fast"],
+        "one_vs_rest": params["one_vs_rest"],
     }
     write_json(model_dir / "model.json", meta)
+    save_gallery(model_dir / GALLERY, features_of(model, x_train))  # open-set scoring
     for key in ("loss", "accuracy"):
-        shutil.copyfile(run_dir / f"{key}.png", metrics_dir / f"train_{key}.png")
+        shutil.copyfile(out_dir / f"{key}.png", metrics_dir / f"train_{key}.png")
     shutil.rmtree(run_dir, ignore_errors=True)
     result = {
         "epochs": params["epochs"],
@@ -218,6 +247,7 @@ def train(
     speed = {
         "seconds": round(seconds, 1),
         "images_per_second": round(len(x_train) * params["epochs"] / seconds, 1),
+        "processes": workers.size,
     }
     write_json(metrics_dir / "train_speed.json", speed)
     return {**result, **speed}

@@ -1,0 +1,47 @@
+"""Face detection on real anime frames: every backend on the hand-annotated sakurasou set.
+
+Cuts the annotated frames (tests/data/sakurasou/frameNNNN.txt) out of
+../shared/data/videos/sakurasou-1080p.mp4 into a temporary YOLO folder and runs
+`charaid detect-eval`'s scoring on it once per backend, with params.yaml's detector settings.
+
+    python bench/detect_real.py [--backends animeface,lbp,ensemble]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from charaid.config import load_params
+from charaid.detect_eval import score_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.real_frames import CASCADE, annotated_sakurasou  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="animeface,lbp,ensemble")
+    parser.add_argument("--params", default=str(ROOT / "params.yaml"))
+    args = parser.parse_args()
+    params = load_params(args.params)["detect_faces"]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = annotated_sakurasou(Path(tmp))
+        for backend in args.backends.split(","):
+            run = {**params, "backend": backend, "cascade": str(CASCADE)}
+            result = score_folder(folder, run)["overall"]
+            rows.append((backend, result))
+    head = ("backend", "faces", "found", "R@0.5", "P@0.5", "R@0.3", "P@0.3")
+    print(f"{head[0]:<10}" + "".join(f"{h:>7}" for h in head[1:]))
+    keys = ("recall_iou50", "precision_iou50", "recall_iou30", "precision_iou30")
+    for backend, r in rows:
+        cells = [f"{r['faces']:>7}", f"{r['detections']:>7}"] + [f"{r[k]:>7.3f}" for k in keys]
+        print(f"{backend:<10}" + "".join(cells))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Accuracy on real art: label (folders) -> split -> train -> evaluate on a labeled-folder tree.
+
+Runs the project's own stage functions (not a copy of them) in a scratch folder, with params.yaml's
+sections and the overrides given here, and merges the result into a JSON file keyed by run name.
+Run from the repository root (one heavy job at a time: `nice -n 10`):
+
+    nice -n 10 python bench/holoen.py --name seed_cnn_50 -S train.model=seed_cnn
+    nice -n 10 python bench/holoen.py --name bn_cnn_64 -S train.model=bn_cnn \
+        -S train.input_size=64 -S train.augment=true -S train.epochs=12
+
+`--folder` defaults to ../shared/data/holoen-faces (20 characters, 11,679 crops); `--classes` and
+`--per-class` take a small subset for a quick check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from charaid.atomic import write_json
+from charaid.config import load_params, validate
+from charaid.evaluate import evaluate
+from charaid.labels import build_dataset, load_dataset
+from charaid.split import split_rows, write_split
+from charaid.train import train
+
+HOLOEN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "holoen-faces"
+
+
+def subset(src: Path, dst: Path, classes: int, per_class: int) -> Path:
+    """The first `classes` folders, the first `per_class` pictures of each, as symlinks."""
+    folders = sorted(p for p in src.iterdir() if p.is_dir())[:classes]
+    for folder in folders:
+        (dst / folder.name).mkdir(parents=True)
+        for pic in sorted(folder.iterdir())[:per_class]:
+            (dst / folder.name / pic.name).symlink_to(pic.resolve())
+    return dst
+
+
+def override(params: dict, settings: list[str]) -> dict:
+    for item in settings:
+        key, _, value = item.partition("=")
+        section, _, name = key.partition(".")
+        params[section][name] = yaml.safe_load(value)
+    return validate(params)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--name", required=True, help="run name (key in the output JSON)")
+    ap.add_argument("--folder", type=Path, default=HOLOEN, help="labeled folders <class>/*.jpg")
+    ap.add_argument("-S", dest="set", action="append", default=[], help="section.key=value")
+    ap.add_argument("--test-per-class", type=float, default=100)
+    ap.add_argument("--classes", type=int, default=0, help="use only the first N classes")
+    ap.add_argument("--per-class", type=int, default=0, help="use only N pictures per class")
+    ap.add_argument("--out", type=Path, default=Path("metrics/holoen.json"))
+    ap.add_argument(
+        "--work", type=Path, help="scratch folder (default: $TMPDIR/charaid-holoen/NAME)"
+    )
+    args = ap.parse_args()
+    if not args.folder.is_dir():
+        sys.exit(f"error: {args.folder}: labeled folder not found")
+
+    params = override(load_params(), args.set)
+    work = args.work or Path(tempfile.gettempdir()) / "charaid-holoen" / args.name
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    if True:  # the work folder stays: the model can be evaluated again (--evaluate-only)
+        tmp = work
+        folder = args.folder
+        if args.classes or args.per_class:
+            folder = subset(folder, tmp / "labeled", args.classes or 10**6, args.per_class or 10**9)
+        label = {**params["label"], "from": "folders", "path": str(folder)}
+        started = time.perf_counter()
+        size = params["train"]["input_size"] or params["detect_faces"]["crop_size"]
+        build_dataset(label, size, tmp / "faces", tmp / "dataset")
+        _, rows = load_dataset(tmp / "dataset")
+        parts = split_rows(rows, args.test_per_class, params["split"]["seed"])
+        write_split(parts, tmp / "split")
+        (tmp / "models").mkdir()
+        (tmp / "metrics").mkdir()
+        trained = train(
+            params["train"], tmp / "dataset", tmp / "split", tmp / "models", tmp / "metrics",
+            tmp / "snap",
+        )  # fmt: skip
+        metrics = evaluate(
+            tmp / "dataset",
+            tmp / "split",
+            tmp / "models",
+            tmp / "metrics",
+            params["predict"],
+            params["label"]["other_class"],
+        )
+        record = {
+            "folder": str(args.folder.name),
+            "classes": len({r["label"] for r in parts["train"]}),
+            "train_faces": len(parts["train"]),
+            "test_faces": len(parts["test"]),
+            "train": params["train"],
+            "test_accuracy": metrics["accuracy"],
+            "macro_f1": metrics["macro_f1"],
+            "open_set": metrics["open_set"],
+            "train_seconds": trained["seconds"],
+            "images_per_second": trained["images_per_second"],
+            "total_seconds": round(time.perf_counter() - started, 1),
+            "command": "python bench/holoen.py " + " ".join(sys.argv[1:]),
+        }
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    results[args.name] = record
+    write_json(args.out, dict(sorted(results.items())))
+    print(json.dumps({k: record[k] for k in ("test_accuracy", "macro_f1", "train_seconds")}))
+
+
+if __name__ == "__main__":
+    main()

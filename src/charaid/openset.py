@@ -1,0 +1,83 @@
+"""Open-set recognition: is this face one of the cast at all?
+
+The max-softmax probability is a poor test (a CNN is confidently wrong on faces it never saw:
+half of the demo's other show passed a 0.5 threshold). Instead, a face is compared with the
+training faces in the model's feature space (the layer before the classifier): its score is the
+mean cosine similarity to its `K` nearest training faces. The threshold is calibrated on
+known-class data only, by a fixed rule: the `unknown_quantile` quantile of the training faces'
+own scores (each left out of its own neighbours), i.e. the score below which that fraction of
+the cast's training faces would fall. Faces of other shows are never used to choose it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from charaid.atomic import atomic_path
+from charaid.errors import CharaidError
+
+K = 5  # neighbours averaged: one look-alike training face does not make a stranger familiar
+GALLERY = "gallery.npz"
+
+
+def normalize(features: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    return (features / np.maximum(norms, 1e-8)).astype(np.float32)
+
+
+def knn_similarity(
+    queries: np.ndarray, gallery: np.ndarray, k: int = K, leave_one_out: bool = False
+) -> np.ndarray:
+    """Mean cosine similarity of each (normalized) query to its k most similar gallery rows.
+
+    With `leave_one_out` the queries are the gallery itself and each row skips its own match.
+    """
+    k = max(1, min(k, len(gallery) - int(leave_one_out)))
+    out = np.empty(len(queries), np.float32)
+    for start in range(0, len(queries), 1024):  # chunks keep the similarity matrix small
+        sim = queries[start : start + 1024] @ gallery.T
+        if leave_one_out:
+            rows = np.arange(len(sim))
+            sim[rows, start + rows] = -np.inf
+        top = np.partition(sim, -k, axis=1)[:, -k:]
+        out[start : start + 1024] = top.mean(axis=1)
+    return out
+
+
+def features_of(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    """The model's feature vectors (inference mode) for float32 (N, 3, S, S) inputs."""
+    import chainer
+
+    out = []
+    with chainer.using_config("train", False), chainer.no_backprop_mode():
+        for i in range(0, len(x), batch):
+            out.append(model.features(x[i : i + batch]).array)
+    return np.concatenate(out) if out else np.zeros((0, 1), np.float32)
+
+
+def save_gallery(path: Path, features: np.ndarray) -> None:
+    """Training faces' normalized features and their leave-one-out scores (for calibration)."""
+    feats = normalize(features)
+    scores = knn_similarity(feats, feats, leave_one_out=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, features=feats.astype(np.float16), scores=scores)
+
+
+class Gallery:
+    """A model's training-face features; scores new faces and holds the calibrated threshold."""
+
+    def __init__(self, path: Path, quantile: float) -> None:
+        if not path.is_file():
+            raise CharaidError(
+                f"{path}: missing (the model predates open-set scoring); rerun train, or set "
+                "predict.unknown_method: softmax"
+            )
+        with np.load(path) as data:
+            self.features = data["features"].astype(np.float32)
+            self.train_scores = data["scores"]
+        self.threshold = float(np.quantile(self.train_scores, quantile))
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        return knn_similarity(normalize(features), self.features)
