@@ -199,7 +199,7 @@ class Case:
     fsize_limit: int = 0  # RLIMIT_FSIZE in bytes (a write past it fails with EFBIG)
     check: Callable[[Path], None] | None = None  # extra assertions on a successful run
     # what a failed run may leave on purpose: train's per-epoch snapshots (to resume) and its
-    # live training curve, rewritten whole each epoch
+    # live training curves (train_log.csv, DVCLive), rewritten whole each epoch
     may_change: tuple[str, ...] = ()
 
 
@@ -542,7 +542,7 @@ CASES: dict[str, Case] = {
         lambda p: None,
         ("models/model.npz", "No space left"),
         env={"CHARAID_FAULT_ENOSPC": "model.npz"},
-        may_change=("data/.train_snapshots", "metrics/train_log.csv"),
+        may_change=("data/.train_snapshots", "metrics/train_log.csv", "metrics/live"),
     ),
     "file_size_limit_writing_dataset": Case(
         "label", lambda p: labeled(p, {"Mio": 40, "Yui": 40}), ("too large",), fsize_limit=100_000

@@ -112,11 +112,11 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def npz_bytes(arrays: dict[str, Any], compress: bool = True) -> bytes:
-    """What np.savez writes, but the same arrays always give the same bytes: members sorted and
-    with a fixed zip timestamp (np.savez stamps each with the current time, so DVC would see a
-    new file every run)."""
+    """What np.savez writes, but the same arrays always give the same bytes: members sorted by
+    name (Chainer lists a model's parameters from a set, in another order in every process),
+    a fixed zip timestamp, and built in memory so a failed write leaves no half-closed zip."""
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    buf = io.BytesIO()  # in memory: a failed write cannot leave a zip half-closed behind
+    buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=method) as zf:
         for name, array in sorted(arrays.items()):  # Chainer lists parameters from a set
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from charaid.atomic import atomic_dir
+from charaid.atomic import atomic_dir, npz_bytes
 from charaid.boxes import square_crop
 from charaid.detect import Detection, make_detector
 from charaid.errors import CharaidError
@@ -151,9 +151,10 @@ def detect_faces(frames_dir: str | Path, out_dir: str | Path, params: dict) -> d
     with atomic_dir(out_dir) as tmp:
         (tmp / CROPS_DIR).mkdir()
         for video, (keys, crops) in sorted(per_video.items()):
-            # savez_compressed is byte-for-byte deterministic: its zip entries carry no
-            # timestamps (1980-01-01), so same crops -> same file -> same DVC hash.
-            np.savez_compressed(crop_file(tmp, video), crops=np.stack(crops), keys=np.array(keys))
+            # built in memory (charaid.atomic.npz_bytes): same crops -> same bytes -> same DVC
+            # hash, and a full disk fails one write, with no half-closed zip left to complain
+            arrays = {"crops": np.stack(crops), "keys": np.array(keys)}
+            crop_file(tmp, video).write_bytes(npz_bytes(arrays))
         with open(tmp / "index.csv", "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=INDEX_FIELDS)
             writer.writeheader()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from charaid.atomic import atomic_path
+from charaid.atomic import write_npz
 from charaid.errors import CharaidError
 
 K = 5  # neighbours averaged: one look-alike training face does not make a stranger familiar
@@ -61,8 +61,7 @@ def save_gallery(path: Path, features: np.ndarray) -> None:
     """Training faces' normalized features and their leave-one-out scores (for calibration)."""
     feats = normalize(features)
     scores = knn_similarity(feats, feats, leave_one_out=True)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, features=feats.astype(np.float16), scores=scores)
+    write_npz(path, {"features": feats.astype(np.float16), "scores": scores})
 
 
 class Gallery:

@@ -96,6 +96,22 @@ class SeededUpdater(training.updaters.StandardUpdater):
         super().update_core()
 
 
+class DrawCounts(training.Extension):
+    """Keeps an AugmentedDataset's per-example draw counts in the snapshot: its augmentations are
+    seeded from them, so a resumed run augments exactly as the uninterrupted one did."""
+
+    trigger = (1, "epoch")
+
+    def __init__(self, dataset: AugmentedDataset) -> None:
+        self.dataset = dataset
+
+    def __call__(self, trainer: training.Trainer) -> None:
+        pass
+
+    def serialize(self, serializer) -> None:
+        self.dataset.draws[...] = serializer("draws", self.dataset.draws)
+
+
 class EpochCsv(training.Extension):
     """Append each epoch's LogReport entry to a CSV that `dvc plots` reads."""
 
@@ -204,6 +220,8 @@ def train(
                 )
             )
         trainer.extend(extensions.ProgressBar(update_interval=10))
+    if isinstance(train_data, AugmentedDataset):
+        trainer.extend(DrawCounts(train_data))
     trainer.extend(extensions.snapshot(filename="snapshot"), trigger=(1, "epoch"))
     snapshot = out_dir / "snapshot"
     if snapshot.is_file():  # a killed run of these very params and data: go on from its epoch
