@@ -22,31 +22,45 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from charaid.atomic import write_json
+from charaid.faces import crop_file, crop_key
 from charaid.frames import read_index
 from charaid.labelhelp import SUGGESTIONS, quality, suggest
+from charaid.media import read_image
 
 HOLOEN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "holoen-faces"
 
 
 def hidden_faces(src: Path, dst: Path, only: set[str] | None) -> dict[str, str]:
-    """Symlinks named by hash + index.csv; returns crop -> true label (kept out of dst)."""
-    (dst / "crops").mkdir(parents=True)
-    truth, rows = {}, []
+    """detect_faces' layout (one array file, keys named by hash) + index.csv; returns
+    crop key -> true label (kept out of dst)."""
+    truth, rows, crops = {}, [], []
     for folder in sorted(p for p in src.iterdir() if p.is_dir()):
         for pic in sorted(folder.iterdir()):
             rel = f"{folder.name}/{pic.name}"
             if only is not None and rel not in only:
                 continue
-            crop = "crops/" + hashlib.sha256(rel.encode()).hexdigest()[:16] + pic.suffix
-            (dst / crop).symlink_to(pic.resolve())
-            truth[crop] = folder.name
-            rows.append({"crop": crop, "video": "", "frame": ""})
-    rows.sort(key=lambda r: r["crop"])
+            image = read_image(pic)
+            if image is None:
+                continue
+            key = crop_key("hidden", hashlib.sha256(rel.encode()).hexdigest()[:16], 0)
+            crops.append(cv2.resize(image, (96, 96), interpolation=cv2.INTER_AREA))
+            truth[key] = folder.name
+            rows.append({"crop": key, "video": "hidden", "frame": ""})
+    order = sorted(range(len(rows)), key=lambda i: rows[i]["crop"])
+    crop_file(dst, "hidden").parent.mkdir(parents=True)
+    np.savez(
+        crop_file(dst, "hidden"),
+        crops=np.stack([crops[i] for i in order]),
+        keys=np.array([rows[i]["crop"] for i in order]),
+    )
     with open(dst / "index.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=["crop", "video", "frame"])
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(rows[i] for i in order)
     return truth
 
 
