@@ -72,46 +72,46 @@ def main() -> None:
     work = args.work or Path(tempfile.gettempdir()) / "charaid-holoen" / args.name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    if True:  # the work folder stays: the model can be evaluated again (--evaluate-only)
-        tmp = work
-        folder = args.folder
-        if args.classes or args.per_class:
-            folder = subset(folder, tmp / "labeled", args.classes or 10**6, args.per_class or 10**9)
-        label = {**params["label"], "from": "folders", "path": str(folder)}
-        started = time.perf_counter()
-        size = params["train"]["input_size"] or params["detect_faces"]["crop_size"]
-        build_dataset(label, size, tmp / "faces", tmp / "dataset")
-        _, rows = load_dataset(tmp / "dataset")
-        parts = split_rows(rows, args.test_per_class, params["split"]["seed"])
-        write_split(parts, tmp / "split")
-        (tmp / "models").mkdir()
-        (tmp / "metrics").mkdir()
-        trained = train(
-            params["train"], tmp / "dataset", tmp / "split", tmp / "models", tmp / "metrics",
-            tmp / "snap",
-        )  # fmt: skip
-        metrics = evaluate(
-            tmp / "dataset",
-            tmp / "split",
-            tmp / "models",
-            tmp / "metrics",
-            params["predict"],
-            params["label"]["other_class"],
-        )
-        record = {
-            "folder": str(args.folder.name),
-            "classes": len({r["label"] for r in parts["train"]}),
-            "train_faces": len(parts["train"]),
-            "test_faces": len(parts["test"]),
-            "train": params["train"],
-            "test_accuracy": metrics["accuracy"],
-            "macro_f1": metrics["macro_f1"],
-            "open_set": metrics["open_set"],
-            "train_seconds": trained["seconds"],
-            "images_per_second": trained["images_per_second"],
-            "total_seconds": round(time.perf_counter() - started, 1),
-            "command": "python bench/holoen.py " + " ".join(sys.argv[1:]),
-        }
+    # the work folder stays, so its model, dataset and split can be looked at afterwards
+    tmp = work
+    folder = args.folder
+    if args.classes or args.per_class:
+        folder = subset(folder, tmp / "labeled", args.classes or 10**6, args.per_class or 10**9)
+    label = {**params["label"], "from": "folders", "path": str(folder)}
+    started = time.perf_counter()
+    size = params["train"]["input_size"] or params["detect_faces"]["crop_size"]
+    build_dataset(label, size, tmp / "faces", tmp / "dataset")
+    _, rows = load_dataset(tmp / "dataset")
+    parts = split_rows(rows, args.test_per_class, params["split"]["seed"])
+    write_split(parts, tmp / "split")
+    (tmp / "models").mkdir()
+    (tmp / "metrics").mkdir()
+    trained = train(
+        params["train"], tmp / "dataset", tmp / "split", tmp / "models", tmp / "metrics",
+        tmp / "snap",
+    )  # fmt: skip
+    metrics = evaluate(
+        tmp / "dataset",
+        tmp / "split",
+        tmp / "models",
+        tmp / "metrics",
+        params["predict"],
+        params["label"]["other_class"],
+    )
+    record = {
+        "folder": str(args.folder.name),
+        "classes": len({r["label"] for r in parts["train"]}),
+        "train_faces": len(parts["train"]),
+        "test_faces": len(parts["test"]),
+        "train": params["train"],
+        "test_accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        "open_set": metrics["open_set"],
+        "train_seconds": trained["seconds"],
+        "images_per_second": trained["images_per_second"],
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "command": "python bench/holoen.py " + " ".join(sys.argv[1:]),
+    }
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     results[args.name] = record
     write_json(args.out, dict(sorted(results.items())))

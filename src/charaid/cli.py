@@ -63,7 +63,7 @@ def label(args: argparse.Namespace) -> None:
     model = Path(args.model) if args.model else None
     if model is None and (Path("models") / "model.json").is_file() and not args.no_model:
         model = Path("models")
-    predict = load_params(args.params)["predict"] if Path(args.params).is_file() else None
+    predict = load_params(args.params).get("predict") if Path(args.params).is_file() else None
     summary = suggest(Path(args.faces), Path(args.out), model, args.clusters, args.seed, predict)
     how = "pre-sorted by the model" if summary["mode"] == "presort" else "clustered"
     print(f"label: {summary['crops']} crops {how} into {len(summary['folders'])} folders")
