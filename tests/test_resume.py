@@ -10,6 +10,8 @@ from charaid.labels import build_dataset, load_dataset
 from charaid.split import split_rows, write_split
 from tests.test_train_evaluate import make_crops
 
+pytestmark = pytest.mark.slow  # four tiny trainings
+
 
 class Killed(Exception):
     pass
