@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +31,15 @@ INDEX_FIELDS = ["video", "frame", "time", "path"]
 
 
 def dhash(image: np.ndarray) -> int:
-    """64-bit difference hash: robust to compression and small brightness changes."""
-    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-    small = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA)
+    """64-bit difference hash: robust to compression and small brightness changes.
+
+    A bilinear 72x64 sample first, then the 9x8 area average: a direct INTER_AREA reduction
+    reads every pixel and cost more than decoding the frame (3.5 vs 2 ms at 720p).
+    """
+    sample = cv2.resize(image, (72, 64), interpolation=cv2.INTER_LINEAR)
+    small = cv2.resize(sample, (9, 8), interpolation=cv2.INTER_AREA)
+    if small.ndim == 3:
+        small = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
     bits = (small[:, 1:] > small[:, :-1]).flatten()
     return int(np.packbits(bits).view(">u8")[0])
 
@@ -55,19 +62,20 @@ class Sampling:
         return self.every_n_frames
 
 
-def sample_video(path: Path, sampling: Sampling) -> list[tuple[int, float, np.ndarray]]:
-    """(frame number, seconds, BGR image) of the kept frames; [] if nothing decodes."""
+def iter_video(path: Path, sampling: Sampling) -> Iterator[tuple[int, float, np.ndarray]]:
+    """(frame number, seconds, BGR image) of each kept frame, as it is decoded: one frame in
+    memory at a time. Yields nothing if nothing decodes."""
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
-        return []
+        return
     try:
         video_fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
         step = sampling.step(video_fps)
-        kept: list[tuple[int, float, np.ndarray]] = []
+        kept = 0
         last_hash: int | None = None
         index = 0
         size: tuple[int, int] | None = None
-        while cap.grab():
+        while cap.grab():  # skipped frames are grabbed, never decoded into pixels
             if index % step == 0:
                 ok, frame = cap.retrieve()
                 if ok and frame is not None:
@@ -79,14 +87,19 @@ def sample_video(path: Path, sampling: Sampling) -> list[tuple[int, float, np.nd
                     h = dhash(frame)
                     if last_hash is None or hamming(h, last_hash) > sampling.dedup_distance:
                         seconds = index / video_fps if video_fps > 0 else 0.0
-                        kept.append((index, round(seconds, 3), frame))
+                        yield index, round(seconds, 3), frame
+                        kept += 1
                         last_hash = h
-                        if sampling.max_frames and len(kept) >= sampling.max_frames:
-                            break
+                        if sampling.max_frames and kept >= sampling.max_frames:
+                            return
             index += 1
-        return kept
     finally:
         cap.release()
+
+
+def sample_video(path: Path, sampling: Sampling) -> list[tuple[int, float, np.ndarray]]:
+    """All kept frames of `iter_video` in a list; [] if nothing decodes."""
+    return list(iter_video(path, sampling))
 
 
 def extract_frames(input_dir: str | Path, out_dir: str | Path, sampling: Sampling) -> dict:
@@ -102,16 +115,17 @@ def extract_frames(input_dir: str | Path, out_dir: str | Path, sampling: Samplin
     with atomic_dir(out_dir) as tmp:
         for path in tqdm(videos, desc="extract_frames", unit="video"):
             name = path.stem
-            frames = sample_video(path, sampling)
-            if not frames:
-                skipped.append(path.name)
-                problems.append(f"{path}: no decodable frames (empty, truncated or not a video)")
-                continue
             (tmp / name).mkdir(parents=True, exist_ok=True)
-            for index, seconds, frame in frames:
+            before = len(rows)
+            for index, seconds, frame in iter_video(path, sampling):  # streamed to disk
                 rel = f"{name}/{index:06d}.jpg"
                 write_image(tmp / rel, frame)
                 rows.append({"video": name, "frame": index, "time": seconds, "path": rel})
+            if len(rows) == before:
+                if not any((tmp / name).iterdir()):
+                    (tmp / name).rmdir()
+                skipped.append(path.name)
+                problems.append(f"{path}: no decodable frames (empty, truncated or not a video)")
         for path in images:
             image = read_image(path)
             if image is None:
