@@ -27,3 +27,33 @@ def test_missing_cascade_is_a_clear_error(tmp_path):
     bad.write_text("<opencv_storage></opencv_storage>")
     with pytest.raises(CharaidError, match="not a valid OpenCV cascade"):
         make_detector(lbp_params(cascade=str(bad)))
+
+
+def test_animeface_result_does_not_depend_on_the_frames_before_it():
+    """animeface's colour analysis draws from one process-wide generator: the detector reseeds
+    it per frame, so a frame gives the same faces and boxes whatever was detected before."""
+    import numpy as np
+
+    from charaid.demo.cast import named_cast
+    from charaid.demo.draw import Pose, draw_character
+    from charaid.detect import AnimefaceDetector
+
+    frames = []
+    for k in range(4):
+        img = np.full((260, 600, 3), (200, 220, 235), np.uint8)
+        for i, design in enumerate(named_cast(6)[k : k + 3]):
+            draw_character(img, design, Pose(100 + 200 * i, 110, 70 + 5 * k))
+        frames.append(img)
+    detector = AnimefaceDetector(0.0, 24, 0.49, True)
+    first = detector.detect(frames[0])
+    for frame in frames[1:] * 3:
+        detector.detect(frame)
+    assert first and detector.detect(frames[0]) == first
+
+    # the generator really is shared and really moves: without the reseed, colours drift
+    import animeface
+    from PIL import Image
+
+    pil = Image.fromarray(frames[0][..., ::-1].copy())
+    hair = {tuple(vars(f.hair.color).values()) for _ in range(8) for f in animeface.detect(pil)}
+    assert len(hair) > len(first)

@@ -14,7 +14,8 @@ face are fused.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ctypes
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -156,6 +157,22 @@ def looks_like_text(face) -> bool:
     return min(skin.r, skin.g, skin.b) >= 240 and max(hair.r, hair.g, hair.b) <= 48
 
 
+def _animeface_reseed() -> Callable[[int], None]:
+    """`nv_srand` of animeface's native library: its per-face analysis (k-means for the skin
+    and hair colours that `reject_text` reads) draws from one process-wide generator, so
+    without a reseed per frame a face's colours depend on which frames the process saw before,
+    and the worker pool's scheduling made `detect_faces` differ from run to run."""
+    import animeface
+
+    libs = Path(animeface.__file__).resolve().parent.parent / "animeface.libs"
+    found = sorted(libs.glob("libnvxs*.so*"))
+    if not found:  # another build of the package: nothing to reseed, nothing known to vary
+        return lambda seed: None
+    srand = ctypes.CDLL(str(found[0])).nv_srand  # the copy _nvxs already loaded
+    srand.argtypes, srand.restype = [ctypes.c_ulong], None
+    return srand
+
+
 class AnimefaceDetector:
     """The `animeface` package (nagadomi's imager::AnimeFace), which ships its own model."""
 
@@ -167,6 +184,7 @@ class AnimefaceDetector:
         import animeface  # imported here: workers that use lbp never pay for it
 
         self._detect = animeface.detect
+        self._reseed = _animeface_reseed()
         self.min_score = min_score
         self.min_size = min_size
         self.eye_span = eye_span
@@ -189,6 +207,7 @@ class AnimefaceDetector:
 
         pil = Image.fromarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
         found = []
+        self._reseed(0)
         for face in self._detect(pil):
             pos = face.face.pos
             small = min(pos.width, pos.height) < self.min_size * scale  # min_size: frame pixels
