@@ -19,6 +19,7 @@ Run from the repository root (renders a one-episode demo into a temporary folder
 
     python bench/detect_speed.py                      # 64 frames, 3 rounds, every backend
     python bench/detect_speed.py --frames 32 --rounds 5 --backends animeface
+    python bench/detect_speed.py --video ../shared/data/videos/sakurasou-1080p.mp4   # decode only
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CASCADE = ROOT.parent / "shared" / "data" / "lbpcascade_animeface.xml"
 OFF = {"dark_level": 0, "sharpen": 0.0, "extra_scale": 0.0, "eye_span": 0.0, "reject_text": False}
 BAR_STAGE, BAR_DECODE = 1.8, 0.9
+DECODE_BASE = "decode: bare VideoCapture.read loop"
 
 
 def make_inputs(tmp: Path, frames: int) -> tuple[Path, list[Path]]:
@@ -138,7 +140,7 @@ def drain(frames: Iterator) -> None:
 def decode_rows(video: Path) -> dict[str, Callable]:
     every = Sampling(every_n_frames=1, dedup_distance=-1)
     return {
-        "decode: bare VideoCapture.read loop": lambda: bare_read(video),
+        DECODE_BASE: lambda: bare_read(video),
         "decode: iter_video, every frame": lambda: drain(iter_video(video, every)),
         "decode: iter_video, default sampling": lambda: drain(iter_video(video, Sampling())),
     }
@@ -173,7 +175,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backends", default="animeface,lbp,ensemble")
     parser.add_argument("--params", default=str(ROOT / "params.yaml"))
+    parser.add_argument("--video", type=Path, help="only the decode rows, on this video")
     args = parser.parse_args()
+    if args.video:
+        times = interleave(decode_rows(args.video), args.rounds)
+        print(f"{args.video}, rounds: {args.rounds} (medians)")
+        print(table(times, bare_read(args.video), lambda name: DECODE_BASE))
+        return
     params = load_params(args.params)["detect_faces"]
     backends = args.backends.split(",")
     if not CASCADE.is_file():
@@ -190,7 +198,7 @@ def main() -> None:
 
     def base_of(name: str) -> str:
         if name.startswith("decode"):
-            return "decode: bare VideoCapture.read loop"
+            return DECODE_BASE
         return name.split(":")[0] + ": raw 1 thread"
 
     print(table(times, len(paths), base_of))

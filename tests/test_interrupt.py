@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import threading
@@ -21,8 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
-from tests.test_pipeline import TINY, env, sh
+from tests.test_pipeline import TINY, copy_pipeline, env, sh
 
 pytestmark = pytest.mark.slow
 
@@ -33,18 +31,7 @@ PARAMS = {**TINY, "train": {"epochs": 4}}
 
 def new_project(repo: Path) -> Path:
     repo.mkdir(parents=True)
-    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
-        shutil.copy(ROOT / name, repo / name)
-    for folder in ("stages", "src"):
-        shutil.copytree(
-            ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
-        )
-    (repo / "metrics").mkdir()
-    (repo / "models").mkdir()
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    for section, values in PARAMS.items():
-        params[section].update(values)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    copy_pipeline(repo, PARAMS)
     sh(repo, "git", "init", "-q")
     sh(repo, "dvc", "init", "-q")
     sh(repo, "dvc", "config", "core.analytics", "false")

@@ -53,10 +53,8 @@ def sh(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     return result
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A copy of the project's tracked pipeline files with tiny params, committed to git."""
-    repo = tmp_path_factory.mktemp("project")
+def copy_pipeline(repo: Path, overrides: dict) -> None:
+    """The project's tracked pipeline files into `repo`, params updated per section."""
     for name in ("dvc.yaml", "params.yaml", ".gitignore"):
         shutil.copy(ROOT / name, repo / name)
     for folder in ("stages", "src"):
@@ -66,9 +64,16 @@ def project(tmp_path_factory) -> Path:
     (repo / "metrics").mkdir()
     (repo / "models").mkdir()
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    for section, values in TINY.items():
+    for section, values in overrides.items():
         params[section].update(values)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A copy of the project's tracked pipeline files with tiny params, committed to git."""
+    repo = tmp_path_factory.mktemp("project")
+    copy_pipeline(repo, TINY)
     sh(repo, "git", "init", "-q")
     sh(repo, "dvc", "init", "-q")
     sh(repo, "dvc", "config", "core.analytics", "false")

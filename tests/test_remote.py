@@ -20,6 +20,7 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.sshd import SSHD, Sshd
+from tests.test_pipeline import copy_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -74,18 +75,7 @@ def sh(server: Sshd, cwd: Path, *args: str, ok: bool = True) -> subprocess.Compl
 def project(sshd, tmp_path_factory) -> Path:
     """The pipeline with tiny params, reproduced and committed; the shipped .dvc/config."""
     repo = tmp_path_factory.mktemp("project")
-    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
-        shutil.copy(ROOT / name, repo / name)
-    for folder in ("stages", "src"):
-        shutil.copytree(
-            ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
-        )
-    (repo / "metrics").mkdir()
-    (repo / "models").mkdir()
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    for section, values in TINY.items():
-        params[section].update(values)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    copy_pipeline(repo, TINY)
     sh(sshd, repo, "git", "init", "-q")
     sh(sshd, repo, "dvc", "init", "-q")
     shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")
