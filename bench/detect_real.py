@@ -1,6 +1,6 @@
 """Face detection on real anime frames: every backend on the hand-annotated sakurasou set.
 
-Cuts the annotated frames (tests/data/sakurasou/frameNNNN.txt) out of
+Cuts the annotated frames (tests/data/night_scene_boxes/frameNNNN.txt) out of
 ../shared/data/videos/sakurasou-1080p.mp4 into a temporary YOLO folder and runs
 `charaid detect-eval`'s scoring on it once per backend, with params.yaml's detector settings.
 

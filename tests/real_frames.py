@@ -1,4 +1,4 @@
-"""The hand-annotated real frames (tests/data/sakurasou), cut from the shared video on demand."""
+"""The hand-annotated real frames (tests/data/night_scene_boxes), cut from the shared clip."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tests.conftest import CASCADE, SAKURASOU
 
 __all__ = ["CASCADE", "annotated_sakurasou"]
 
-ANNOTATIONS = Path(__file__).parent / "data" / "sakurasou"
+ANNOTATIONS = Path(__file__).parent / "data" / "night_scene_boxes"
 
 
 def annotated_sakurasou(out: Path) -> Path:

@@ -4,8 +4,8 @@ Runs the project's own stage functions (not a copy of them) in a scratch folder,
 sections and the overrides given here, and merges the result into a JSON file keyed by run name.
 Run from the repository root (one heavy job at a time: `nice -n 10`):
 
-    nice -n 10 python bench/holoen.py --name seed_cnn_50 -S train.model=seed_cnn
-    nice -n 10 python bench/holoen.py --name bn_cnn_64 -S train.model=bn_cnn \
+    nice -n 10 python bench/labeled_folder.py --name seed_cnn_50 -S train.model=seed_cnn
+    nice -n 10 python bench/labeled_folder.py --name bn_cnn_64 -S train.model=bn_cnn \
         -S train.input_size=64 -S train.augment=true -S train.epochs=12
 
 `--folder` defaults to ../shared/data/holoen-faces (20 characters, 11,679 crops); `--classes` and
@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--test-per-class", type=float, default=100)
     ap.add_argument("--classes", type=int, default=0, help="use only the first N classes")
     ap.add_argument("--per-class", type=int, default=0, help="use only N pictures per class")
-    ap.add_argument("--out", type=Path, default=Path("metrics/holoen.json"))
+    ap.add_argument("--out", type=Path, default=Path("metrics/labeled_folder.json"))
     ap.add_argument(
         "--work", type=Path, help="scratch folder (default: $TMPDIR/charaid-holoen/NAME)"
     )
@@ -110,7 +110,7 @@ def main() -> None:
         "train_seconds": trained["seconds"],
         "images_per_second": trained["images_per_second"],
         "total_seconds": round(time.perf_counter() - started, 1),
-        "command": "python bench/holoen.py " + " ".join(sys.argv[1:]),
+        "command": "python bench/labeled_folder.py " + " ".join(sys.argv[1:]),
     }
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     results[args.name] = record

@@ -1,5 +1,5 @@
 """End to end on real art: a small subset of holoen-faces as the user's labeled folders,
-through label -> split -> train -> evaluate (bench/holoen.py, the script that measured the
+through label -> split -> train -> evaluate (bench/labeled_folder.py, the script that measured the
 README's figures), then the label helper on crops whose labels are hidden from it."""
 
 import json
@@ -28,9 +28,9 @@ def test_small_holoen_subset_end_to_end(tmp_path):
     from tests.conftest import need_shared
 
     need_shared(HOLOEN)
-    out = tmp_path / "holoen.json"
+    out = tmp_path / "labeled_folder.json"
     run_script(
-        "bench/holoen.py", "--name", "tiny", "--classes", "4", "--per-class", "40",
+        "bench/labeled_folder.py", "--name", "tiny", "--classes", "4", "--per-class", "40",
         "--test-per-class", "10", "--out", str(out), "--work", str(tmp_path / "work"),
         "-S", "train.model=bn_cnn", "-S", "train.input_size=32", "-S", "train.augment=true",
         "-S", "train.epochs=8", "-S", "train.lr=0.003", "-S", "train.batch_size=10",
