@@ -69,7 +69,7 @@ def named_correctly(faces: list[dict], truth: list[tuple[str, tuple]]) -> tuple[
 def _build(root: Path) -> DemoModel:
     from charaid.boxes import square_crop
     from charaid.demo.render import render_demo
-    from charaid.frames import Sampling, sample_video
+    from charaid.frames import Sampling, iter_video
     from charaid.labels import build_dataset, load_dataset
     from charaid.split import split_rows, write_split
     from charaid.train import train
@@ -85,7 +85,7 @@ def _build(root: Path) -> DemoModel:
     labeled, samples = root / "labeled", root / "samples"
     samples.mkdir()
     margin = params["detect_faces"]["margin"]
-    frames = sample_video(video, Sampling(every_n_frames=1, dedup_distance=-1))
+    frames = list(iter_video(video, Sampling(every_n_frames=1, dedup_distance=-1)))
     for index, _, frame in frames:
         for k, row in enumerate(truth.get(index, [])):
             name = row["character"] if row["role"] == "cast" else params["label"]["other_class"]

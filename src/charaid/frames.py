@@ -97,11 +97,6 @@ def iter_video(path: Path, sampling: Sampling) -> Iterator[tuple[int, float, np.
         cap.release()
 
 
-def sample_video(path: Path, sampling: Sampling) -> list[tuple[int, float, np.ndarray]]:
-    """All kept frames of `iter_video` in a list; [] if nothing decodes."""
-    return list(iter_video(path, sampling))
-
-
 def extract_frames(input_dir: str | Path, out_dir: str | Path, sampling: Sampling) -> dict:
     """Write kept frames as `out_dir/<video>/<frame>.jpg` and `out_dir/index.csv`."""
     videos = list_media(input_dir, VIDEO_EXTS)

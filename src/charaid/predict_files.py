@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from charaid.atomic import atomic_path, write_json
 from charaid.errors import CharaidError
-from charaid.frames import Sampling, sample_video
+from charaid.frames import Sampling, iter_video
 from charaid.media import IMAGE_EXTS, VIDEO_EXTS, list_media, read_image, write_image
 from charaid.predict import Face, Predictor, face_record
 from charaid.visualize import draw_faces
@@ -83,16 +83,22 @@ def iter_pictures(
     names = Names()
     for path in files:
         if path.suffix.lower() in VIDEO_EXTS:
-            frames = sample_video(path, sampling)
-            if not frames:
+            # Streamed, one frame ahead (to mark the video's last frame): memory stays bounded.
+            frames = iter_video(path, sampling)
+            ahead = next(frames, None)
+            if ahead is None:
                 warn(f"{path}: no decodable frames, skipped")
                 skipped(path)
                 continue
-            if sampling.max_frames and len(frames) >= sampling.max_frames:
-                warn(f"{path}: stopped at {len(frames)} frames (--max-frames)")
-            for i, (index, seconds, frame) in enumerate(frames):
+            count = 0
+            while ahead is not None:
+                (index, seconds, frame), ahead = ahead, next(frames, None)
+                count += 1
+                last = ahead is None
+                if last and sampling.max_frames and count >= sampling.max_frames:
+                    warn(f"{path}: stopped at {count} frames (--max-frames)")
                 name = names.claim(f"{path.stem}.f{index:06d}", path)
-                yield Picture(path, name, frame, index, seconds, i == len(frames) - 1)
+                yield Picture(path, name, frame, index, seconds, last)
         else:
             image = read_image(path)
             if image is None:
