@@ -99,18 +99,22 @@ def test_max_pooling_ties_route_like_chainer(shape, ksize, stride, pad):
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 8, 13, 25, 50])
-def test_k5s2p2_fast_path_matches_generic_taps(size):
-    # the model's pooling has its own 6-pass kernel; it must agree with the per-tap one,
-    # including the winning tap under ties
-    x = np.random.default_rng(size).integers(0, 3, (2, size, size + 1, 3)).astype(np.float32)
-    for axis in (1, 2):
-        shape = fastops._pooled_shape(x.shape, axis, 5, 2, 2)
-        got = [np.empty(shape, np.float32), np.empty(shape, np.uint8)]
-        want = [np.empty(shape, np.float32), np.empty(shape, np.uint8)]
-        fastops._max_axis_k5s2p2(x, axis, *got)
-        fastops._max_axis_taps(x, axis, 5, 2, 2, *want)
-        np.testing.assert_array_equal(got[0], want[0])
-        np.testing.assert_array_equal(got[1], want[1])
+def test_model_pooling_routes_ties_like_chainer_at_every_size(size):
+    # the model's k5/s2/p2 on odd and even sizes, with ties everywhere: same maxima, and each
+    # gradient lands on the input Chainer picks
+    rng = np.random.default_rng(size)
+    x = rng.integers(0, 3, (3, 2, size, size + 1)).astype(np.float32)
+    ref = _chainer_pool(x, 5, 2, 2)
+    gy = rng.standard_normal(ref.shape).astype(np.float32)
+    grads = []
+    for pool in (_chainer_pool, fastops.max_pooling_2d):
+        v = chainer.Variable(x.copy())
+        y = pool(v, 5, 2, 2)
+        np.testing.assert_array_equal(y.array, ref.array)
+        y.grad = gy
+        y.backward()
+        grads.append(v.grad)
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-6, atol=1e-6)
 
 
 def test_max_pooling_cwhn_layout():
@@ -293,3 +297,85 @@ def test_seed_cnn_fast_training_loss_decreases():
     with chainer.using_config("train", False), chainer.no_backprop_mode():
         acc = F.accuracy(model.predictor(x), t).array
     assert acc > 0.9
+
+
+def test_fast_adam_follows_chainer_adam():
+    # the one-pass update and Chainer's numpy passes take the same steps (float rounding aside)
+    rng = np.random.default_rng(13)
+    x = rng.random((40, 3, 12, 12)).astype(np.float32)
+    t = rng.integers(0, 3, 40).astype(np.int32)
+    weights = []
+    for optimizer in (chainer.optimizers.Adam(alpha=0.01), fastops.FastAdam(alpha=0.01)):
+        np.random.seed(0)
+        model = L.Classifier(SeedCNN(3, fast=True))
+        optimizer.setup(model)
+        for i in range(4):
+            model.cleargrads()
+            model(x[i * 10 : (i + 1) * 10], t[i * 10 : (i + 1) * 10]).backward()
+            optimizer.update()
+        weights.append({name: p.array.copy() for name, p in model.namedparams()})
+    moved = [np.abs(weights[1][k] - weights[0][k]).max() for k in weights[0]]
+    assert max(moved) < 1e-5
+    assert isinstance(fastops.FastAdam().create_update_rule(), chainer.optimizers.adam.AdamRule)
+
+
+# ------------------------------------------------------------------------ batch norm (bn_cnn)
+
+
+def test_conv_without_bias_matches_chainer_and_gradients():
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((2, 3, 7, 6))
+    w = rng.standard_normal((4, 3, 3, 3))
+    ref = F.convolution_2d(x, w, None, pad=1).array
+    np.testing.assert_allclose(fastops.convolution_2d(x, w, pad=1).array, ref, rtol=1e-10)
+    gy = rng.standard_normal(ref.shape)
+    gradient_check.check_backward(
+        lambda a, b: fastops.convolution_2d(a, b, pad=1), (x, w), gy, eps=1e-3, atol=1e-6
+    )
+
+
+def _bn_relu_chainer(x, gamma, beta):
+    return F.relu(F.batch_normalization(x, gamma, beta, eps=2e-5, axis=(1, 2, 3)))
+
+
+def test_batch_norm_relu_matches_chainer_and_gradients():
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((3, 4, 5, 6))  # CWHN
+    gamma, beta = rng.uniform(0.5, 1.5, 3), rng.uniform(-0.5, 0.5, 3)
+    node_out = fastops.BatchNormReLUCWHN(2e-5).apply((x, gamma, beta))[0].array
+    ref = _bn_relu_chainer(x, gamma, beta).array
+    np.testing.assert_allclose(node_out, ref, rtol=1e-9, atol=1e-9)
+    # keep inputs clear of relu's kink for the numerical gradient
+    x[np.abs(ref) < 1e-2] += 0.05
+    gy = rng.standard_normal(x.shape)
+    gradient_check.check_backward(
+        lambda a, g, b: fastops.BatchNormReLUCWHN(2e-5).apply((a, g, b))[0],
+        (x, gamma, beta),
+        gy,
+        eps=1e-4,
+        atol=1e-5,
+        rtol=1e-4,
+    )
+
+
+def test_bn_cnn_fast_and_raw_agree_in_training_and_inference():
+    rng = np.random.default_rng(16)
+    x = rng.random((8, 3, 16, 16)).astype(np.float32)
+    t = rng.integers(0, 4, 8).astype(np.int32)
+    runs = []
+    for fast in (False, True):
+        np.random.seed(0)
+        model = L.Classifier(build_model("bn_cnn", 4, fast=fast))
+        model.cleargrads()
+        loss = model(x, t)
+        loss.backward()
+        with chainer.using_config("train", False), chainer.no_backprop_mode():
+            logits = model.predictor(x).array
+        grads = {k: p.grad.copy() for k, p in model.namedparams()}
+        runs.append((float(loss.array), grads, logits, model.predictor.bn1.avg_var.copy()))
+    (loss0, g0, y0, v0), (loss1, g1, y1, v1) = runs
+    assert abs(loss0 - loss1) < 1e-5
+    for k in g0:
+        np.testing.assert_allclose(g1[k], g0[k], rtol=1e-3, atol=1e-5, err_msg=k)
+    np.testing.assert_allclose(y1, y0, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(v1, v0, rtol=1e-5)  # running statistics updated the same way

@@ -9,10 +9,10 @@ kernels compute the same functions with a layout chosen for numpy:
   convolution is the GEMM ``W(O, C*kw*kh) @ col(C*kw*kh, Wo*Ho*N)`` whose result is CWHN again.
   It runs a few output columns at a time so that each chunk of `col` is built and consumed in
   cache (the backward rebuilds the chunks instead of keeping a 40-50 MB patch matrix).
-* Max pooling is separable: a max over the kw taps along W, then over the kh taps along H,
-  keeping the winning tap (uint8) per stage. W goes first so that ties resolve to the first
-  maximum in Chainer's (ky, kx) order; W is the outer spatial axis so that first pass runs over
-  long contiguous rows. The backward scatters gradients tap by tap through those indices.
+* Max pooling, col2im, bias+relu and relu's backward are compiled loops
+  (`charaid.fastkernels`, numba): one pass over the map instead of numpy's pass per tap. The
+  pooling keeps the winning tap (uint8) per output, ties going to the first in Chainer's
+  (ky, kx) order, and its backward scatters each gradient to that tap.
 * conv -> relu -> max-pool is fused as conv -> max-pool -> (+bias, relu): bias is a per-channel
   constant and relu is monotone, so both commute with the max and run on the 4x smaller pooled
   map; the relu mask is applied to the pooled gradient before it is scattered back.
@@ -30,13 +30,15 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import chainer
 import chainer.functions as F
 import numpy as np
 from chainer import function_node
+
+from charaid import fastkernels
 
 LAYOUTS = ("NCHW", "CWHN")
 
@@ -49,8 +51,6 @@ _allocator_tuned = False
 
 # patch-matrix chunk for the conv GEMMs: big enough for BLAS, small enough to stay in cache
 _CHUNK_BYTES = 4 << 20
-# channels pooled together: the ~10 passes of a pooling stage then hit L2, not L3 (-20%)
-_POOL_BLOCK_BYTES = 512 << 10
 
 
 def tune_allocator() -> bool:
@@ -155,12 +155,6 @@ def _out_len(size: int, k: int, s: int, p: int) -> int:
     return (size + 2 * p - k) // s + 1
 
 
-def _axis(ndim: int, axis: int, index: slice) -> tuple[slice, ...]:
-    key = [slice(None)] * ndim
-    key[axis] = index
-    return tuple(key)
-
-
 def _span(start: int, count: int, step: int) -> slice:
     return slice(start, start + step * (count - 1) + 1, step)
 
@@ -255,21 +249,8 @@ def _conv_gemm_input(
     for w0 in range(0, wo, step):
         nw = min(step, wo - w0)
         gcol = np.matmul(wmat.T, g2[:, w0 * row : (w0 + nw) * row], out=buf[:, : nw * row])
-        _col2im(gcol.reshape(c, kw, kh, nw, ho, n), gxp, w0 * sx, sx, sy)
+        fastkernels.col2im_add(gcol.reshape(c, kw, kh, nw, ho, n), gxp, w0 * sx, sx, sy)
     return gxp
-
-
-def _col2im(gcol: np.ndarray, gxp: np.ndarray, x0: int, sx: int, sy: int) -> None:
-    """gxp[:, x0 + kx + sx*w, ky + sy*h] += gcol[:, kx, ky, w, h], split over channels."""
-    _, kw, kh, nw, ho, _ = gcol.shape
-
-    def add(lo: int, hi: int) -> None:
-        for kx in range(kw):
-            for ky in range(kh):
-                dst = gxp[lo:hi, _span(x0 + kx, nw, sx), _span(ky, ho, sy)]
-                dst += gcol[lo:hi, kx, ky]
-
-    _split(add, gcol.shape[0])
 
 
 def _weight_matrix(w: np.ndarray) -> np.ndarray:
@@ -278,16 +259,7 @@ def _weight_matrix(w: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# max-pooling kernels (any layout: one axis at a time)
-
-
-def _taps(size: int, out: int, k: int, s: int, p: int) -> Iterator[tuple[int, int, int, int]]:
-    """(tap, first output, end output, first input) for every tap that hits real input."""
-    for t in range(k):
-        lo = max(0, -((t - p) // s))  # ceil((p - t) / s)
-        hi = min(out, (size - 1 - t + p) // s + 1)
-        if lo < hi:
-            yield t, lo, hi, s * lo + t - p
+# max-pooling (compiled loops in charaid.fastkernels)
 
 
 def _pooled_shape(shape: tuple, axis: int, k: int, s: int, p: int) -> tuple:
@@ -296,151 +268,23 @@ def _pooled_shape(shape: tuple, axis: int, k: int, s: int, p: int) -> tuple:
     return tuple(out)
 
 
-def _max_axis(
-    x: np.ndarray, axis: int, k: int, s: int, p: int, m: np.ndarray, arg: np.ndarray | None
-) -> None:
-    """m = max over k taps along `axis` (padding acts as -inf); arg = first winning tap."""
-    if (k, s, p) == (5, 2, 2):
-        _max_axis_k5s2p2(x, axis, m, arg)
-    else:
-        _max_axis_taps(x, axis, k, s, p, m, arg)
-
-
-def _max_axis_taps(
-    x: np.ndarray, axis: int, k: int, s: int, p: int, m: np.ndarray, arg: np.ndarray | None
-) -> None:
-    """Generic `_max_axis`: one strided view per tap."""
-    size = x.shape[axis]
-    m.fill(-np.inf)
-    if arg is not None:
-        arg.fill(0)
-    for t, lo, hi, start in _taps(size, m.shape[axis], k, s, p):
-        src = x[_axis(x.ndim, axis, _span(start, hi - lo, s))]
-        dst = m[_axis(x.ndim, axis, slice(lo, hi))]
-        if arg is not None and t > 0:
-            # strict '>' keeps the first maximum; taps come in increasing order, so
-            # max(arg, t * better) records the latest improvement
-            better = np.greater(src, dst)
-            arg_view = arg[_axis(x.ndim, axis, slice(lo, hi))]
-            np.maximum(arg_view, better.view(np.uint8) * np.uint8(t), out=arg_view)
-        np.maximum(dst, src, out=dst)
-
-
-def _max_axis_k5s2p2(x: np.ndarray, axis: int, m: np.ndarray, arg: np.ndarray | None) -> None:
-    """`_max_axis` for the model's k5/s2/p2 with 6 instead of 10 passes (-30% measured).
-
-    Window o covers x[2o-2 .. 2o+2] = pair o-1 (taps 0, 1) | pair o (taps 2, 3) | x[2o+2]
-    (tap 4), where pair j = max(x[2j], x[2j+1]) is shared by two windows.
-    """
-    nd = x.ndim
-
-    def ax(start: int | None, stop: int | None = None, step: int | None = None) -> tuple:
-        return _axis(nd, axis, slice(start, stop, step))
-
-    n_pairs = x.shape[axis] // 2
-    even, odd = x[ax(0, None, 2)], x[ax(1, None, 2)]
-    pair = np.empty(m.shape, dtype=x.dtype)  # pair j; an odd tail is x[-1] alone
-    np.maximum(even[ax(0, n_pairs)], odd, out=pair[ax(0, n_pairs)])
-    pair[ax(n_pairs)] = even[ax(n_pairs)]
-    m[ax(0, 1)] = pair[ax(0, 1)]
-    np.maximum(pair[ax(0, -1)], pair[ax(1)], out=m[ax(1)])
-    even_next, m_head = even[ax(1)], m[ax(0, -1)]
-    if arg is not None:
-        odd_wins = np.zeros(m.shape, dtype=np.uint8)  # tap offset inside pair j
-        np.greater(odd, even[ax(0, n_pairs)], out=odd_wins[ax(0, n_pairs)].view(bool))
-        earlier = np.greater_equal(pair[ax(0, -1)], pair[ax(1)]).view(np.uint8)  # ties: first
-        last = np.greater(even_next, m_head).view(np.uint8)  # strict: only if larger
-        np.add(odd_wins, 2, out=arg)  # taps 2/3 ...
-        tail = arg[ax(1)]
-        tail -= earlier * (tail - odd_wins[ax(0, -1)])  # ... or 0/1 (uint8 wraps both ways)
-        head = arg[ax(0, -1)]
-        np.maximum(head, last * np.uint8(4), out=head)  # ... or 4
-    np.maximum(m_head, even_next, out=m_head)
-
-
-def _covers_class(start: int, count: int, s: int, size: int) -> bool:
-    """Do positions start, start+s, ... (count of them) cover every index = start mod s?"""
-    last = start % s + s * ((size - 1 - start % s) // s)
-    return start < s and start + s * (count - 1) == last
-
-
-def _unmax_axis(
-    g: np.ndarray, arg: np.ndarray, axis: int, k: int, s: int, p: int, gx: np.ndarray
-) -> None:
-    """Backward of `_max_axis` into gx: send each gradient to its winning tap.
-
-    Per stride residue class, one tap that covers the whole class is *written* (no zero-fill,
-    no temporary); the other taps are added on top.
-    """
-    size = gx.shape[axis]
-    taps = list(_taps(size, g.shape[axis], k, s, p))
-    first: dict[int, int] = {}
-    for t, lo, hi, start in taps:
-        if start % s not in first and _covers_class(start, hi - lo, s, size):
-            first[start % s] = t
-    for r in range(s):
-        if r not in first:
-            gx[_axis(g.ndim, axis, slice(r, None, s))] = 0
-    for t, lo, hi, start in sorted(taps, key=lambda tap: first.get(tap[3] % s) != tap[0]):
-        sel = _axis(g.ndim, axis, slice(lo, hi))
-        dst = gx[_axis(g.ndim, axis, _span(start, hi - lo, s))]
-        if first.get(start % s) == t:
-            np.multiply(g[sel], arg[sel] == t, out=dst)
-        else:
-            dst += g[sel] * (arg[sel] == t)
-
-
 def _max_pool(
     x: np.ndarray, k: tuple, s: tuple, p: tuple, need_arg: bool
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """CWHN 2-D max pooling as a W pass then an H pass; k/s/p are (w, h) pairs.
-
-    Channels are independent, so they are split over threads.
-    """
-    row_shape = _pooled_shape(x.shape, 1, k[0], s[0], p[0])
-    out_shape = _pooled_shape(row_shape, 2, k[1], s[1], p[1])
-    row = np.empty(row_shape, dtype=x.dtype)
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """CWHN 2-D max pooling; k/s/p are (w, h) pairs. Returns the map and the winning taps."""
+    out_shape = _pooled_shape(_pooled_shape(x.shape, 1, k[0], s[0], p[0]), 2, k[1], s[1], p[1])
     out = np.empty(out_shape, dtype=x.dtype)
-    arg_w = np.empty(row_shape, dtype=np.uint8) if need_arg else None
-    arg_h = np.empty(out_shape, dtype=np.uint8) if need_arg else None
-
-    def pool(lo: int, hi: int) -> None:
-        for a, b in _blocks(lo, hi, x):
-            aw = None if arg_w is None else arg_w[a:b]
-            ah = None if arg_h is None else arg_h[a:b]
-            _max_axis(x[a:b], 1, k[0], s[0], p[0], row[a:b], aw)
-            _max_axis(row[a:b], 2, k[1], s[1], p[1], out[a:b], ah)
-
-    _split(pool, x.shape[0])
-    return out, arg_w, arg_h
-
-
-def _blocks(lo: int, hi: int, x: np.ndarray) -> Iterator[tuple[int, int]]:
-    """Channel ranges of about _POOL_BLOCK_BYTES of x each."""
-    step = max(1, _POOL_BLOCK_BYTES // (x[0].size * x.itemsize))
-    for a in range(lo, hi, step):
-        yield a, min(hi, a + step)
+    arg = np.empty(out_shape if need_arg else (0, 0, 0, 0), dtype=np.uint8)
+    fastkernels.max_pool_fwd(x, *k, *s, *p, out, arg, need_arg)
+    return out, (arg if need_arg else None)
 
 
 def _unmax_pool(
-    g: np.ndarray,
-    arg_w: np.ndarray,
-    arg_h: np.ndarray,
-    in_shape: tuple,
-    k: tuple,
-    s: tuple,
-    p: tuple,
+    g: np.ndarray, arg: np.ndarray, in_shape: tuple, k: tuple, s: tuple, p: tuple
 ) -> np.ndarray:
-    """Backward of `_max_pool`."""
-    g_row = np.empty(arg_w.shape, dtype=g.dtype)
-    gx = np.empty(in_shape, dtype=g.dtype)
-
-    def unpool(lo: int, hi: int) -> None:
-        for a, b in _blocks(lo, hi, gx):
-            _unmax_axis(g[a:b], arg_h[a:b], 2, k[1], s[1], p[1], g_row[a:b])
-            _unmax_axis(g_row[a:b], arg_w[a:b], 1, k[0], s[0], p[0], gx[a:b])
-
-    _split(unpool, g.shape[0])
+    """Backward of `_max_pool`: each gradient goes to its window's winning input."""
+    gx = np.zeros(in_shape, dtype=g.dtype)
+    fastkernels.max_pool_bwd(np.ascontiguousarray(g), arg, k[0], *s, *p, gx)
     return gx
 
 
@@ -458,14 +302,14 @@ class MaxPooling2DCWHN(function_node.FunctionNode):
     def forward(self, inputs: tuple) -> tuple:
         (x,) = inputs
         self._in_shape = x.shape
-        y, self._arg_w, self._arg_h = _max_pool(x, self.k, self.s, self.p, self.need_grad)
+        y, self._arg = _max_pool(x, self.k, self.s, self.p, self.need_grad)
         return (y,)
 
     def backward(self, indexes: tuple, grad_outputs: tuple) -> tuple:
-        if self._arg_w is None:
+        if self._arg is None:
             raise RuntimeError("forward ran without gradient bookkeeping (need_grad=False)")
         g = grad_outputs[0].array
-        gx = _unmax_pool(g, self._arg_w, self._arg_h, self._in_shape, self.k, self.s, self.p)
+        gx = _unmax_pool(g, self._arg, self._in_shape, self.k, self.s, self.p)
         return (chainer.Variable(gx),)
 
 
@@ -485,46 +329,121 @@ class Conv2DReLUPoolCWHN(function_node.FunctionNode):
 
     def forward(self, inputs: tuple) -> tuple:
         x, w, b = inputs
-        o, _, kh, kw = w.shape
-        (pw, ph), (sx, sy) = self.pad, self.stride
-        _, wd, hd, _ = x.shape
-        wo, ho = _out_len(wd, kw, sx, pw), _out_len(hd, kh, sy, ph)
-        xp = _pad(x, pw, ph)
-        wmat = _weight_matrix(w)
-        y = _conv_gemm(xp, wmat, kw, kh, (sx, sy), (wo, ho))
+        y, xp, wmat = _conv_forward(x, w, self.pad, self.stride)
+        kw, kh = w.shape[3], w.shape[2]
         if self.pool is not None:
-            z, arg_w, arg_h = _max_pool(y, *self.pool, self.need_grad)
+            z, arg = _max_pool(y, *self.pool, self.need_grad)
         else:
-            z, arg_w, arg_h = y, None, None
+            z, arg = y, None
         # bias and relu after the pool: both commute with max, and the map is 4x smaller
-        z += b.reshape(o, 1, 1, 1)
-        np.maximum(z, 0, out=z)
+        fastkernels.bias_relu(z, b)
         if self.need_grad:
-            self._saved = (x.shape, xp, y.shape, wmat, (kw, kh), arg_w, arg_h)
+            self._saved = (x.shape, xp, y.shape, wmat, (kw, kh), arg)
             self.retain_outputs((0,))
         return (z,)
 
     def backward(self, indexes: tuple, grad_outputs: tuple) -> tuple:
         if not self.need_grad:
             raise RuntimeError("forward ran without gradient bookkeeping (need_grad=False)")
-        x_shape, xp, y_shape, wmat, (kw, kh), arg_w, arg_h = self._saved
+        x_shape, xp, y_shape, wmat, (kw, kh), arg = self._saved
         (z,) = self.get_retained_outputs()
-        g = grad_outputs[0].array * (z.array > 0)
-        gb = g.sum(axis=(1, 2, 3))
+        g_out = np.ascontiguousarray(grad_outputs[0].array)
+        g = np.empty_like(g_out)
+        gb = fastkernels.relu_grad_bias(g_out, z.array, g)
         if self.pool is not None:
-            g = _unmax_pool(g, arg_w, arg_h, y_shape, *self.pool)
-        o, wo, ho = y_shape[:3]
-        c = xp.shape[0]
-        (pw, ph), (sx, sy) = self.pad, self.stride
-        g2 = g.reshape(o, -1)
-        gx = gw = None
-        if 0 in indexes:
-            gxp = _conv_gemm_input(g2, wmat, xp.shape, kw, kh, (sx, sy), ho)
-            gx = chainer.Variable(gxp[:, pw : pw + x_shape[1], ph : ph + x_shape[2]])
-        if 1 in indexes:
-            gwm = _conv_gemm_weight(xp, g2, kw, kh, (sx, sy), (wo, ho)).reshape(o, c, kw, kh)
-            gw = chainer.Variable(np.ascontiguousarray(gwm.transpose(0, 1, 3, 2)))
+            g = _unmax_pool(g, arg, y_shape, *self.pool)
+        gx, gw = _conv_backward(indexes, g, x_shape, xp, wmat, (kw, kh), self.pad, self.stride)
         return gx, gw, chainer.Variable(gb)
+
+
+def _conv_forward(x: np.ndarray, w: np.ndarray, pad: tuple, stride: tuple) -> tuple:
+    """CWHN convolution without bias: (y, padded x, weight matrix) (the last two for backward)."""
+    o, _, kh, kw = w.shape
+    (pw, ph), (sx, sy) = pad, stride
+    _, wd, hd, _ = x.shape
+    wo, ho = _out_len(wd, kw, sx, pw), _out_len(hd, kh, sy, ph)
+    xp = _pad(x, pw, ph)
+    wmat = _weight_matrix(w)
+    return _conv_gemm(xp, wmat, kw, kh, (sx, sy), (wo, ho)), xp, wmat
+
+
+def _conv_backward(
+    indexes: tuple,
+    g: np.ndarray,
+    x_shape: tuple,
+    xp: np.ndarray,
+    wmat: np.ndarray,
+    k: tuple,
+    pad: tuple,
+    stride: tuple,
+) -> tuple[chainer.Variable | None, chainer.Variable | None]:
+    """Gradients of x and W (those asked for in `indexes`) from the conv output's gradient g."""
+    (kw, kh), (pw, ph) = k, pad
+    o, wo, ho = g.shape[:3]
+    c = xp.shape[0]
+    g2 = g.reshape(o, -1)
+    gx = gw = None
+    if 0 in indexes:
+        gxp = _conv_gemm_input(g2, wmat, xp.shape, kw, kh, stride, ho)
+        gx = chainer.Variable(gxp[:, pw : pw + x_shape[1], ph : ph + x_shape[2]])
+    if 1 in indexes:
+        gwm = _conv_gemm_weight(xp, g2, kw, kh, stride, (wo, ho)).reshape(o, c, kw, kh)
+        gw = chainer.Variable(np.ascontiguousarray(gwm.transpose(0, 1, 3, 2)))
+    return gx, gw
+
+
+class Conv2DCWHN(function_node.FunctionNode):
+    """conv(x, W) without bias or activation (batch norm follows), on CWHN input."""
+
+    def __init__(self, pad: tuple, stride: tuple, need_grad: bool = True) -> None:
+        self.pad, self.stride = pad, stride  # (w, h) pairs
+        self.need_grad = need_grad
+
+    def forward(self, inputs: tuple) -> tuple:
+        x, w = inputs
+        y, xp, wmat = _conv_forward(x, w, self.pad, self.stride)
+        if self.need_grad:
+            self._saved = (x.shape, xp, wmat, w.shape[3:1:-1])
+        return (y,)
+
+    def backward(self, indexes: tuple, grad_outputs: tuple) -> tuple:
+        if not self.need_grad:
+            raise RuntimeError("forward ran without gradient bookkeeping (need_grad=False)")
+        x_shape, xp, wmat, k = self._saved
+        g = np.ascontiguousarray(grad_outputs[0].array)
+        return _conv_backward(indexes, g, x_shape, xp, wmat, k, self.pad, self.stride)
+
+
+class BatchNormReLUCWHN(function_node.FunctionNode):
+    """relu(batch_normalization(x, gamma, beta)) with batch statistics over (W, H, N), on CWHN
+    input. After forward, `mean` and `var` (biased) hold the batch statistics."""
+
+    def __init__(self, eps: float) -> None:
+        self.eps = eps
+
+    def forward(self, inputs: tuple) -> tuple:
+        x, gamma, beta = inputs
+        x = np.ascontiguousarray(x)
+        y = np.empty_like(x)
+        self.mean = np.empty(x.shape[0], np.float64)
+        self.var = np.empty(x.shape[0], np.float64)
+        fastkernels.bn_relu_fwd(x, gamma, beta, self.eps, y, self.mean, self.var)
+        self._x = x
+        self.retain_inputs((1,))
+        self.retain_outputs((0,))
+        return (y,)
+
+    def backward(self, indexes: tuple, grad_outputs: tuple) -> tuple:
+        (gamma,) = self.get_retained_inputs()
+        (y,) = self.get_retained_outputs()
+        gy = np.ascontiguousarray(grad_outputs[0].array)
+        gx = np.empty_like(gy)
+        ggamma = np.empty(gamma.shape, gy.dtype)
+        gbeta = np.empty(gamma.shape, gy.dtype)
+        fastkernels.bn_relu_bwd(
+            gy, self._x, y.array, gamma.array, self.mean, self.var, self.eps, gx, ggamma, gbeta
+        )
+        return chainer.Variable(gx), chainer.Variable(ggamma), chainer.Variable(gbeta)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -600,3 +519,83 @@ def _conv_relu_pool(x, W, b, pad, stride, pool, layout: str) -> chainer.Variable
     if layout == "NCHW":
         return from_cwhn(node.apply((to_cwhn(x), W, b))[0])
     return node.apply((x, W, b))[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# optimizer
+
+
+class _FastAdamRule(chainer.optimizers.adam.AdamRule):
+    """AdamRule whose CPU update is one compiled pass; other cases fall back to Chainer's."""
+
+    def update_core_cpu(self, param: chainer.Parameter) -> None:
+        hp = self.hyperparam
+        grad, data = param.grad, param.data
+        plain = not (hp.amsgrad or hp.adabound)
+        if grad is None or not plain or data.dtype != np.float32 or not data.flags.c_contiguous:
+            super().update_core_cpu(param)
+            return
+        self._check_eps(np.float32)
+        grad = np.ascontiguousarray(grad)
+        fastkernels.adam_update(
+            data,
+            grad,
+            self.state["m"],
+            self.state["v"],
+            1.0 - hp.beta1,
+            1.0 - hp.beta2,
+            self.alpha_t,
+            hp.eps,
+            hp.eta,
+            1.0 - hp.eta * hp.weight_decay_rate,
+        )
+
+
+class FastAdam(chainer.optimizers.Adam):
+    """`chainer.optimizers.Adam` with a one-pass CPU update (same state, so snapshots match)."""
+
+    def create_update_rule(self) -> chainer.UpdateRule:
+        return _FastAdamRule(self.hyperparam)
+
+
+def convolution_2d(
+    x: chainer.Variable | np.ndarray,
+    W: chainer.Variable | np.ndarray,  # noqa: N803 (Chainer's name)
+    pad: int | tuple[int, int] = 0,
+    stride: int | tuple[int, int] = 1,
+    layout: str = "NCHW",
+) -> chainer.Variable:
+    """`F.convolution_2d(x, W, None, stride, pad)` (no bias: batch norm follows)."""
+    _check_layout(layout)
+    ph, pw = _pair(pad)
+    sy, sx = _pair(stride)
+    node = Conv2DCWHN((pw, ph), (sx, sy), _needs_grad(x, W))
+    if layout == "NCHW":
+        return from_cwhn(node.apply((to_cwhn(x), W))[0])
+    return node.apply((x, W))[0]
+
+
+def batch_normalization_relu(x: chainer.Variable, bn: chainer.links.BatchNormalization):
+    """`F.relu(bn(x))` for a CWHN `x` (channels on axis 0), updating bn's running statistics
+    as Chainer's link does in training (decay, unbiased variance)."""
+    if chainer.config.train:
+        node = BatchNormReLUCWHN(bn.eps)
+        (y,) = node.apply((x, bn.gamma, bn.beta))
+        m = x.size // x.shape[0]
+        decay = bn.decay
+        bn.avg_mean *= decay
+        bn.avg_mean += ((1 - decay) * node.mean).astype(bn.avg_mean.dtype)
+        bn.avg_var *= decay
+        bn.avg_var += ((1 - decay) * m / max(m - 1.0, 1.0) * node.var).astype(bn.avg_var.dtype)
+        return y
+    if _needs_grad(x, bn.gamma, bn.beta):  # fixed statistics but gradients wanted: Chainer's
+        h = F.fixed_batch_normalization(
+            x, bn.gamma, bn.beta, bn.avg_mean, bn.avg_var, bn.eps, axis=(1, 2, 3)
+        )
+        return F.relu(h)
+    scale = bn.gamma.array / np.sqrt(bn.avg_var + bn.eps)
+    shift = bn.beta.array - bn.avg_mean * scale
+    xa = np.ascontiguousarray(x.array if isinstance(x, chainer.Variable) else x)
+    y = np.empty_like(xa)
+    fastkernels.scale_shift_relu(xa, scale, shift, y)
+    return chainer.Variable(y, requires_grad=False)

@@ -21,6 +21,7 @@ import numpy as np
 from chainer import iterators, optimizers, serializers, training
 from chainer.training import extensions
 
+from charaid import fastops
 from charaid.atomic import atomic_path, write_json, write_npz
 from charaid.augment import AugmentedDataset
 from charaid.distributed import Workers
@@ -180,15 +181,14 @@ def train(
 
     seed_everything(params["seed"])
     if params["fast"]:
-        from charaid.fastops import tune_allocator
-
-        tune_allocator()
+        fastops.tune_allocator()
     model = build_model(params["model"], len(classes), params["fast"], params["pretrained"])
     seed = workers.seed(params["seed"])
     if workers.distributed:  # own dropout masks per rank (rank 0's weights are broadcast)
         seed_everything(seed)
     classifier = L.Classifier(model)
-    optimizer = workers.optimizer(optimizers.Adam(alpha=params["lr"]))
+    adam = fastops.FastAdam if params["fast"] else optimizers.Adam
+    optimizer = workers.optimizer(adam(alpha=params["lr"]))
     optimizer.setup(classifier)
 
     if params["augment"]:
