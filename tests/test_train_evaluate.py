@@ -105,3 +105,32 @@ def test_model_from_another_class_set_is_refused(trained, tmp_path):
         Recognizer(tmp_path)
     with pytest.raises(CharaidError, match="no trained model"):
         Recognizer(tmp_path / "empty")
+
+
+def test_linear_lr_decay_falls_towards_zero_by_the_last_update(trained, tmp_path):
+    tmp, _ = trained
+    params = {
+        "model": "seed_cnn",
+        "seed": 0,
+        "epochs": 3,
+        "batch_size": 10,
+        "lr": 0.002,
+        "fast": True,
+        "lr_decay": "linear",
+    }
+    for sub in ("models", "metrics"):
+        (tmp_path / sub).mkdir()
+    train(
+        params,
+        tmp / "dataset",
+        tmp / "split",
+        tmp_path / "models",
+        tmp_path / "metrics",
+        tmp_path / "snapshots",
+    )
+    lrs = [float(r["lr"]) for r in read_index(tmp_path / "metrics" / "train_log.csv")]
+    # 18 updates: the last one's step is lr/18 (the logged value is the one the update used)
+    assert lrs[0] < 0.002 and lrs == sorted(lrs, reverse=True) and 0 < lrs[-1] <= 0.002 / 10
+    # constant (the default) stays at lr
+    constant = [float(r["lr"]) for r in read_index(tmp / "metrics" / "train_log.csv")]
+    assert constant == [0.002] * 4

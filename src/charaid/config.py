@@ -98,6 +98,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "epochs": Field(INT, 1),
         "batch_size": Field(INT, 1),
         "lr": Field(NUM, 1e-7, 1.0),
+        "lr_decay": Field(STR, choices=("none", "linear")),
         "fast": Field(BOOL),
         "processes": Field(INT, 1, 256),
     },

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import random
 import shutil
 import time
@@ -31,7 +32,7 @@ from charaid.live import LiveLog
 from charaid.models import build_model, classes_for, resize_crops
 from charaid.openset import GALLERY, features_of, save_gallery
 
-LOG_FIELDS = ["epoch", "loss", "accuracy", "test_loss", "test_accuracy"]
+LOG_FIELDS = ["epoch", "loss", "accuracy", "test_loss", "test_accuracy", "lr"]
 
 
 def to_input(images: np.ndarray) -> np.ndarray:
@@ -113,6 +114,12 @@ class DrawCounts(training.Extension):
         self.dataset.draws[...] = serializer("draws", self.dataset.draws)
 
 
+def _rounded(key: str, value: object) -> object:
+    if not isinstance(value, float):
+        return value
+    return float(f"{value:.4g}") if key == "lr" else round(value, 5)
+
+
 class EpochCsv(training.Extension):
     """Append each epoch's LogReport entry to a CSV that `dvc plots` reads."""
 
@@ -131,6 +138,7 @@ class EpochCsv(training.Extension):
                 "accuracy": e.get("main/accuracy"),
                 "test_loss": e.get("validation/main/loss"),
                 "test_accuracy": e.get("validation/main/accuracy"),
+                "lr": e.get("lr"),
             }
             for e in log
         ]
@@ -138,9 +146,7 @@ class EpochCsv(training.Extension):
             writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
             writer.writeheader()
             for row in rows:
-                writer.writerow(
-                    {k: round(v, 5) if isinstance(v, float) else v for k, v in row.items()}
-                )
+                writer.writerow({k: _rounded(k, v) for k, v in row.items()})
 
 
 def run_key(params: dict, split_dir: Path, dataset_dir: Path) -> str:
@@ -170,7 +176,13 @@ def train(
 
     images, rows = load_dataset(dataset_dir)
     # keys added by issue 4; a params dict without them means the seed's behaviour
-    params = {"augment": False, "pretrained": "", "one_vs_rest": "", **params}
+    params = {
+        "augment": False,
+        "pretrained": "",
+        "one_vs_rest": "",
+        "lr_decay": "none",
+        **params,
+    }
     images = resize_crops(images, params.get("input_size") or images.shape[1])
     ids = [r["id"] for r in rows]
     train_rows = read_index(split_dir / "train.csv")
@@ -209,7 +221,15 @@ def train(
     updater = SeededUpdater(seed, train_iter, optimizer)
     trainer = training.Trainer(updater, (params["epochs"], "epoch"), out=str(out_dir))
     trainer.extend(workers.evaluator(extensions.Evaluator(test_iter, classifier)))
+    if (
+        params["lr_decay"] == "linear"
+    ):  # long runs end better with a small step (saved in snapshots)
+        last_iteration = params["epochs"] * math.ceil(len(train_set) / batch)
+        trainer.extend(extensions.LinearShift("alpha", (params["lr"], 0.0), (0, last_iteration)))
     if workers.is_root:
+        trainer.extend(
+            extensions.observe_value("lr", lambda t: t.updater.get_optimizer("main").alpha)
+        )
         trainer.extend(extensions.LogReport())
         trainer.extend(EpochCsv(metrics_dir / "train_log.csv"))
         trainer.extend(LiveLog(metrics_dir / "live"))
