@@ -9,8 +9,8 @@ training faces' own scores (each left out of its own neighbours, computed when t
 loaded, so `k` can change without retraining), i.e. the score below which that fraction of the
 cast's training faces would fall. Faces of other shows are never used to choose it.
 
-Why a small `k` (2 by default, was 5): a stranger that resembles one character is close to the
-average of that character's faces only loosely, while a new face of the cast nearly always has
+Why a small `k` (2 by default, was 5): a stranger that resembles a character is moderately
+close to many of its faces without matching any, while a new face of the cast nearly always has
 one or two training faces of the same look; averaging over more neighbours blurs that
 difference (on the demo's hardest seed, 2% of the cast called unknown rejects 0.95 of the other
 show with k=2, 0.88 with k=5; README, "Unknown faces").
@@ -66,7 +66,7 @@ def features_of(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
 
 
 def save_gallery(path: Path, features: np.ndarray) -> None:
-    """Training faces' normalized features (float16: half the size, same ranking)."""
+    """Training faces' normalized features (float16: half the size)."""
     write_npz(path, {"features": normalize(features).astype(np.float16)})
 
 
