@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -58,6 +59,43 @@ def test_clusters_without_model_are_pure_folders_with_contact_sheets(tmp_path):
     # same input, same seed -> same folders
     suggest(tmp_path / "faces", tmp_path / "again", clusters=3)
     assert read_suggestions(tmp_path / "again") == rows
+
+
+def test_crops_already_labeled_are_not_suggested_again(tmp_path, capsys, monkeypatch):
+    """Round two: crops the user sorted into labeled/ (renamed, moved between character folders,
+    next to non-pictures) are matched by pixels and left out; only the new ones are suggested."""
+    truth = make_faces(tmp_path / "faces")
+    suggest(tmp_path / "faces", tmp_path / "round1", clusters=3)
+    first = read_suggestions(tmp_path / "round1")
+    sorted_now = first[::3]  # the user sorts a third of them
+    for n, row in enumerate(sorted_now):
+        # renamed; every 4th one filed under the wrong character (a later move between folders)
+        name = truth[row["crop"]] if n % 4 else "Mio"
+        dest = tmp_path / "labeled" / name / f"face{n}.png"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "round1" / row["file"]).rename(dest)
+    (tmp_path / "labeled" / "Mio" / "notes.txt").write_text("not a picture")
+    summary = suggest(
+        tmp_path / "faces", tmp_path / "round2", clusters=3, labeled_dir=tmp_path / "labeled"
+    )
+    assert summary["skipped"] == len(sorted_now) == 12 and summary["crops"] == 24
+    second = {r["crop"] for r in read_suggestions(tmp_path / "round2")}
+    assert second == {r["crop"] for r in first} - {r["crop"] for r in sorted_now}
+    # no labeled folder yet (the first round): nothing is skipped
+    none = suggest(tmp_path / "faces", tmp_path / "x", clusters=3, labeled_dir=tmp_path / "no")
+    assert none["skipped"] == 0 and none["crops"] == 36
+    # the command says how many it skipped; with everything sorted, that there is nothing new
+    monkeypatch.chdir(tmp_path)
+    main(["label", "faces", "--out", "round3", "--clusters", "3", "--labeled", "labeled"])
+    assert "24 crops clustered into 3 folders (12 already in labeled/ skipped)" in (
+        capsys.readouterr().out
+    )
+    for row in read_suggestions(tmp_path / "round3"):
+        dest = tmp_path / "labeled" / truth[row["crop"]] / Path(row["file"]).name
+        (tmp_path / "round3" / row["file"]).rename(dest)
+    main(["label", "faces", "--out", "round4", "--labeled", "labeled"])
+    assert "nothing new: all 36 crops are in labeled/ already" in capsys.readouterr().out
+    assert read_suggestions(tmp_path / "round4") == []  # not a stale earlier round
 
 
 def test_quality_counts_moves_and_merges():

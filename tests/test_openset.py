@@ -1,5 +1,7 @@
 """Open-set rejection: kNN feature similarity with a threshold calibrated on training faces."""
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -32,6 +34,47 @@ def test_gallery_threshold_is_the_quantile_of_training_scores(tmp_path):
         assert np.mean(train_scores < gal.threshold) == pytest.approx(q, abs=0.01)
     with pytest.raises(CharaidError, match="predict.unknown_method: softmax"):
         Gallery(tmp_path / "none.npz", 0.02)
+
+
+def test_small_k_rejects_a_look_alike_that_averaging_many_neighbours_accepts(tmp_path):
+    """The demo's failure mode in miniature: every training pose of a character has a near twin
+    (frames of one pose), a new face of the cast matches one pose closely, and a stranger
+    resembles the character's average without matching any pose. Averaging 5 neighbours lets
+    the stranger through; 2 (the default) rejects it and still accepts the new cast faces."""
+    rng = np.random.default_rng(0)
+    unit = lambda n: normalize(rng.standard_normal((n, 64)).astype(np.float32))  # noqa: E731
+    centres = unit(3)
+    poses = np.concatenate([c + 0.8 * unit(40) for c in centres])
+    twin = lambda x: x + 0.02 * rng.standard_normal(x.shape).astype(np.float32)  # noqa: E731
+    save_gallery(tmp_path / GALLERY, np.concatenate([twin(poses), twin(poses)]))
+    new_cast, strangers = twin(poses[::7]), centres + 0.5 * unit(3)
+    default = Gallery(tmp_path / GALLERY, 0.02)
+    assert default.k == 2 and len(default.train_scores) == 240
+    assert np.all(default.scores(new_cast) >= default.threshold)
+    assert np.all(default.scores(strangers) < default.threshold)
+    wide = Gallery(tmp_path / GALLERY, 0.02, k=5)
+    assert np.all(wide.scores(strangers) >= wide.threshold)
+
+
+def test_unknown_k_reaches_the_gallery_and_is_validated(trained):  # noqa: F811
+    import yaml
+
+    from charaid.config import validate
+
+    tmp, _ = trained
+    predict = {"unknown_method": "knn", "unknown_quantile": 0.02, "unknown_threshold": 0.5}
+    for k in (1, 7):
+        rec = Recognizer.from_params(tmp / "models", {**predict, "unknown_k": k})
+        assert rec.gallery.k == k
+        expected = knn_similarity(rec.gallery.features, rec.gallery.features, k, True)
+        assert np.allclose(rec.gallery.train_scores, expected)
+    assert Recognizer.from_params(tmp / "models", predict).gallery.k == 2  # older params
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    assert validate(params)["predict"]["unknown_k"] == 2
+    for bad in (0, 51, 2.5, True):
+        params["predict"]["unknown_k"] = bad
+        with pytest.raises(CharaidError, match="predict.unknown_k"):
+            validate(params)
 
 
 def test_unfamiliar_faces_come_out_unknown(trained):  # noqa: F811

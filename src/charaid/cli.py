@@ -64,9 +64,23 @@ def label(args: argparse.Namespace) -> None:
     if model is None and (Path("models") / "model.json").is_file() and not args.no_model:
         model = Path("models")
     predict = load_params(args.params).get("predict") if Path(args.params).is_file() else None
-    summary = suggest(Path(args.faces), Path(args.out), model, args.clusters, args.seed, predict)
+    summary = suggest(
+        Path(args.faces),
+        Path(args.out),
+        model,
+        args.clusters,
+        args.seed,
+        predict,
+        Path(args.labeled),
+    )
     how = "pre-sorted by the model" if summary["mode"] == "presort" else "clustered"
-    print(f"label: {summary['crops']} crops {how} into {len(summary['folders'])} folders")
+    if summary["mode"] == "none":
+        print(f"label: nothing new: all {summary['skipped']} crops are in {args.labeled}/ already")
+        return
+    print(
+        f"label: {summary['crops']} crops {how} into {len(summary['folders'])} folders "
+        f"({summary['skipped']} already in {args.labeled}/ skipped)"
+    )
     print(f"open {args.out}/index.html, fix the folders, then copy them into data/labeled/")
 
 
@@ -162,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="cluster into N folders (default: pre-sort when a model exists, else automatic N)",
     )
     lb.add_argument("--seed", type=int, default=0, help="k-means seed (default 0)")
+    lb.add_argument(
+        "--labeled",
+        default="data/labeled",
+        help="crops already sorted here (matched by pixels) are not suggested again "
+        "(default data/labeled)",
+    )
     lb.add_argument("--params", default="params.yaml", help="open-set settings (predict)")
     lb.set_defaults(func=label)
     return parser

@@ -105,6 +105,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "predict": {
         "unknown_method": Field(STR, choices=("knn", "softmax")),
         "unknown_quantile": Field(NUM, 0.0, 0.5),
+        "unknown_k": Field(INT, 1, 50),
         "unknown_threshold": Field(NUM, 0.0, 1.0),
         "top_k": Field(INT, 1),
     },

@@ -11,11 +11,16 @@
 Each folder gets an HTML contact sheet (`index.html`, most typical crops first), and the output
 folder an `index.html` linking them, so a person can rename, merge and move quickly, then copy
 the folders into `data/labeled/`. Crops are read only through `charaid.faces.load_crops`.
+
+Labeling goes in rounds: crops already in the labeled folder are left out of the next round's
+suggestions. They are recognised by their pixels (a hash of the decoded picture), not by file
+name, so renaming a file or moving it between character folders does not bring it back.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import re
 from collections import Counter
@@ -30,10 +35,35 @@ from charaid.atomic import atomic_dir
 from charaid.errors import CharaidError
 from charaid.faces import load_crops
 from charaid.frames import read_index
-from charaid.media import write_image
+from charaid.media import IMAGE_EXTS, read_image, write_image
 from charaid.visualize import UNKNOWN
 
 SUGGESTIONS = "suggestions.csv"
+
+
+def pixel_hash(image: np.ndarray) -> str:
+    """Identifies a picture by its decoded pixels (shape included), whatever its file name."""
+    h = hashlib.sha256(str(image.shape).encode())
+    h.update(np.ascontiguousarray(image).tobytes())
+    return h.hexdigest()
+
+
+def labeled_hashes(labeled_dir: Path) -> set[str]:
+    """`pixel_hash` of every readable picture under `labeled_dir` (any depth; none if missing).
+
+    The suggestions are lossless PNGs, so a crop copied there keeps its pixels exactly.
+    """
+    if not labeled_dir.is_dir():
+        return set()
+    hashes = set()
+    for path in sorted(labeled_dir.rglob("*")):
+        hidden = any(part.startswith(".") for part in path.relative_to(labeled_dir).parts)
+        if hidden or path.suffix.lower() not in IMAGE_EXTS or not path.is_file():
+            continue
+        image = read_image(path)
+        if image is not None:  # unreadable ones are `label`'s to report, not this helper's
+            hashes.add(pixel_hash(image))
+    return hashes
 
 
 def simple_features(crops: np.ndarray) -> np.ndarray:
@@ -147,11 +177,13 @@ def suggest(
     clusters: int = 0,
     seed: int = 0,
     predict: dict | None = None,
+    labeled_dir: Path | None = None,
 ) -> dict:
     """Write suggested folders for the crops listed in `faces_dir/index.csv`; return a summary.
 
     With a model and no `clusters`: pre-sort by predicted class; otherwise k-means clusters
-    (`clusters` 0 = `auto_clusters`), on the model's features when there is a model.
+    (`clusters` 0 = `auto_clusters`), on the model's features when there is a model. Crops
+    whose pixels are already in `labeled_dir` are skipped (counted in the summary's `skipped`).
     """
     index = faces_dir / "index.csv"
     if not index.is_file():
@@ -160,10 +192,16 @@ def suggest(
     if not rows:
         raise CharaidError(f"{index}: lists no crops")
     crops = load_crops(faces_dir, rows)
+    known = labeled_hashes(labeled_dir) if labeled_dir is not None else set()
+    keep = [i for i, crop in enumerate(crops) if pixel_hash(crop) not in known]
+    skipped = len(rows) - len(keep)
+    rows, crops = [rows[i] for i in keep], crops[keep]
     has_model = model_dir is not None and (model_dir / "model.json").is_file()
     if model_dir is not None and not has_model:
         raise CharaidError(f"{model_dir}: no trained model; leave out --model to cluster")
-    if has_model and not clusters:
+    if not rows:  # every crop is labeled already: an empty suggestion, not a stale one
+        folders, notes, order, mode = [], [], np.zeros(0, np.int64), "none"
+    elif has_model and not clusters:
         rec, probs, scores, _ = model_outputs(model_dir, crops, predict)
         top = probs.argmax(axis=1)
         conf = probs.max(axis=1)
@@ -185,7 +223,7 @@ def suggest(
         order = np.lexsort((dist, ids))  # by cluster, most typical first
         mode = "cluster"
     counts = write_suggestions(out_dir, rows, crops, folders, notes, order)
-    return {"mode": mode, "crops": len(rows), "folders": counts}
+    return {"mode": mode, "crops": len(rows), "skipped": skipped, "folders": counts}
 
 
 def quality(folders: list[str], truth: list[str]) -> dict:

@@ -18,7 +18,7 @@ from charaid.boxes import Box, square_crop
 from charaid.detect import Detection, Detector
 from charaid.errors import CharaidError
 from charaid.models import build_model, resize_crops
-from charaid.openset import GALLERY, Gallery
+from charaid.openset import GALLERY, Gallery, K
 from charaid.train import to_input
 from charaid.visualize import UNKNOWN
 
@@ -42,6 +42,7 @@ class Recognizer:
         fast: bool | None = None,
         unknown_method: str = "softmax",
         unknown_quantile: float = 0.02,
+        unknown_k: int = K,
     ) -> None:
         """`unknown_method`: softmax (top probability under the threshold given to `name`) or
         knn (feature-space similarity to the training faces, see `charaid.openset`)."""
@@ -68,7 +69,9 @@ class Recognizer:
         self.one_vs_rest: str = self.meta.get("one_vs_rest", "")
         self.method = unknown_method
         self.gallery = (
-            Gallery(model_dir / GALLERY, unknown_quantile) if unknown_method == "knn" else None
+            Gallery(model_dir / GALLERY, unknown_quantile, unknown_k)
+            if unknown_method == "knn"
+            else None
         )
 
     @classmethod
@@ -78,6 +81,7 @@ class Recognizer:
             model_dir,
             unknown_method=predict["unknown_method"],
             unknown_quantile=predict["unknown_quantile"],
+            unknown_k=predict.get("unknown_k", K),  # added later: older dicts mean the default
         )
 
     def probabilities(self, crops: np.ndarray, batch: int = 256, scores: bool = False):
