@@ -175,16 +175,6 @@ class VGG16Net(chainer.Chain):
                 h = F.max_pooling_2d(h, 2, stride=2, cover_all=False)
         return F.average(h, axis=(2, 3))
 
-    def _features_fast(self, x: chainer.Variable) -> chainer.Variable:
-        # the same maths through charaid's kernels, chained in the CWHN layout
-        h = fastops.to_cwhn(x)
-        for i in range(self.n_stages):
-            if i:
-                h = fastops.max_pooling_2d(h, 2, 2, 0, layout="CWHN")
-            h = fastops.convolution_2d(h, getattr(self, f"conv{i}").W, pad=1, layout="CWHN")
-            h = fastops.batch_normalization_relu(h, getattr(self, f"bn{i}"))
-        return F.transpose(F.average(h, axis=(1, 2)))  # (C, N) -> (N, C)
-
     def forward(self, x: chainer.Variable) -> chainer.Variable:
         return self.fc(F.dropout(self.features(x), 0.5))
 
