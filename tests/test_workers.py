@@ -40,3 +40,16 @@ def test_hangs_and_crashes_are_retried_then_reported(tmp_path):
 def test_an_exception_is_a_bug_not_a_hang():
     with pytest.raises(RuntimeError, match="ValueError: boom"):
         list(watchdog_map(flaky, ["bug:-"], workers=1, timeout=5))
+
+
+def parent_pid(_task: str) -> int:
+    return os.getppid()
+
+
+def test_workers_fork_from_one_server_that_is_stopped_afterwards():
+    """Workers are forks of a fork server (numpy and OpenCV imported once, not per worker), and
+    the server does not outlive the map."""
+    parents = set(dict(watchdog_map(parent_pid, ["a", "b", "c"], workers=2, timeout=30)).values())
+    assert len(parents) == 1 and os.getpid() not in parents
+    with pytest.raises(ProcessLookupError):
+        os.kill(parents.pop(), 0)
