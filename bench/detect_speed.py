@@ -10,7 +10,7 @@ the same machine load):
   `workers` processes: its ratio to the raw row is the parallel speed-up (bar: >= 1.8x on 2
   cores);
 - `stage, params.yaml`: the same with the shipped preprocessing (CLAHE on dark frames, unsharp
-  mask, ...): what `dvc repro` runs;
+  mask, border padding, ...): what `dvc repro` runs;
 - extraction: `extract_frames`' decoder (`charaid.frames.iter_video`, streamed to disk by
   extract_frames) vs a bare `cv2.VideoCapture.read()` loop over the same video, in input frames
   per second (bar: >= 0.9x).
@@ -42,7 +42,14 @@ from charaid.frames import Sampling, extract_frames, iter_video, read_index
 
 ROOT = Path(__file__).resolve().parents[1]
 CASCADE = ROOT.parent / "shared" / "data" / "lbpcascade_animeface.xml"
-OFF = {"dark_level": 0, "sharpen": 0.0, "extra_scale": 0.0, "eye_span": 0.0, "reject_text": False}
+OFF = {
+    "dark_level": 0,
+    "sharpen": 0.0,
+    "extra_scale": 0.0,
+    "eye_span": 0.0,
+    "reject_text": False,
+    "pad": 0.0,
+}
 BAR_STAGE, BAR_DECODE = 1.8, 0.9
 DECODE_BASE = "decode: bare VideoCapture.read loop"
 

@@ -9,7 +9,7 @@ import cv2
 
 from tests.conftest import CASCADE, SAKURASOU
 
-__all__ = ["CASCADE", "annotated_sakurasou"]
+__all__ = ["ANNOTATIONS", "CASCADE", "annotated_sakurasou"]
 
 ANNOTATIONS = Path(__file__).parent / "data" / "night_scene_boxes"
 

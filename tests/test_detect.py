@@ -57,3 +57,26 @@ def test_animeface_result_does_not_depend_on_the_frames_before_it():
     pil = Image.fromarray(frames[0][..., ::-1].copy())
     hair = {tuple(vars(f.hair.color).values()) for _ in range(8) for f in animeface.detect(pil)}
     assert len(hair) > len(first)
+
+
+def test_pad_finds_a_face_cut_by_the_frame_edge_and_maps_its_box_back():
+    """A border lets the detector's window overhang the frame as the face does; the box comes
+    back in the frame's coordinates (partly outside it, where the face is)."""
+    import numpy as np
+
+    from charaid.boxes import iou
+    from charaid.demo.cast import named_cast
+    from charaid.demo.draw import Pose, draw_character
+
+    canvas = np.full((400, 700, 3), (200, 220, 235), np.uint8)
+    draw_character(canvas, named_cast(6)[0], Pose(200, 200, 150))
+    params = {"backend": "animeface", "min_score": 0.0, "min_size": 24, "sharpen": 1.5}
+    whole = make_detector(params).detect(canvas)
+    assert len(whole) == 1
+    x, y, w, h = whole[0].box
+    cut = int(x + 0.25 * w)  # the frame starts a quarter of the way into the face
+    frame = np.ascontiguousarray(canvas[:, cut:])
+    assert make_detector(params).detect(frame) == []
+    found = make_detector({**params, "pad": 0.25}).detect(frame)
+    assert len(found) == 1
+    assert found[0].box[0] < 0 and iou(found[0].box, (x - cut, y, w, h)) > 0.7

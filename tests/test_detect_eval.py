@@ -14,7 +14,7 @@ from charaid.demo.draw import Pose, draw_character
 from charaid.detect import Detection, fuse, make_detector
 from charaid.detect_eval import Tally, read_yolo, score_folder, yolo_box
 from tests.conftest import CASCADE, ROOT, SAKURASOU, need_shared
-from tests.real_frames import annotated_sakurasou
+from tests.real_frames import ANNOTATIONS, annotated_sakurasou
 
 
 def params(**extra) -> dict:
@@ -190,6 +190,7 @@ def test_detect_eval_on_the_hand_annotated_real_frames(tmp_path, capsys):
     config.write_text(yaml.safe_dump(full))
     main(["detect-eval", str(folder), "--params", str(config), "--json"])
     result = json.loads(capsys.readouterr().out)
-    assert result["frames"] == 12 and result["overall"]["faces"] == faces
+    assert result["frames"] == len(list(ANNOTATIONS.glob("frame*.txt"))) >= 30
+    assert result["overall"]["faces"] == faces
     assert result["overall"]["recall_iou50"] >= 0.4
     assert result["overall"]["precision_iou50"] >= 0.8

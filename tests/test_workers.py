@@ -40,3 +40,34 @@ def test_hangs_and_crashes_are_retried_then_reported(tmp_path):
 def test_an_exception_is_a_bug_not_a_hang():
     with pytest.raises(RuntimeError, match="ValueError: boom"):
         list(watchdog_map(flaky, ["bug:-"], workers=1, timeout=5))
+
+
+def parent_pid(_task: str) -> int:
+    return os.getppid()
+
+
+def test_workers_fork_from_one_server_that_is_stopped_afterwards():
+    """Workers are forks of a fork server (numpy and OpenCV imported once, not per worker), and
+    the server does not outlive the map."""
+    parents = set(dict(watchdog_map(parent_pid, ["a", "b", "c"], workers=2, timeout=30)).values())
+    assert len(parents) == 1 and os.getpid() not in parents
+    with pytest.raises(ProcessLookupError):
+        os.kill(parents.pop(), 0)
+
+
+def square_and_pid(task: int) -> tuple[int, int]:
+    return task * task, os.getpid()
+
+
+def test_warmup_runs_tasks_here_while_the_workers_start():
+    """With `warmup`, this process works through tasks until the workers are up (the fork
+    server takes a good tenth of a second to import numpy and OpenCV), leaving them at least one
+    task each; every task is done exactly once."""
+    tasks = list(range(300))
+    results = list(
+        watchdog_map(square_and_pid, tasks, workers=2, timeout=30, warmup=square_and_pid)
+    )
+    assert sorted(t for t, _ in results) == tasks
+    assert all(value == t * t for t, (value, _) in results)
+    by = [pid for _, (_, pid) in results]
+    assert os.getpid() in by and len(set(by) - {os.getpid()}) == 2

@@ -74,6 +74,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "eye_span": Field(NUM, 0.0, 1.0),
         "reject_text": Field(BOOL),
         "merge_iou": Field(NUM, 0.05, 1.0),
+        "pad": Field(NUM, 0.0, 1.0),
         "margin": Field(NUM, 0.0, 1.0),
         "crop_size": Field(INT, 8, 512),
         "workers": Field(INT, 0, 256),

@@ -7,9 +7,9 @@ measured between its box and the face width: the LBP cascade's box is ~1.35 face
 animeface's ~0.98.
 
 `make_detector` builds what the stages run (`FaceDetector`): the frame is prepared for each
-backend (CLAHE on the luminance of dark frames; for animeface also an unsharp mask), searched by
-one backend or both (`ensemble`), optionally once more at a second scale, and the boxes of one
-face are fused.
+backend (CLAHE on the luminance of dark frames; for animeface also an unsharp mask), given a
+border so that faces cut by the frame edge fit a window, searched by one backend or both
+(`ensemble`), optionally once more at a second scale, and the boxes of one face are fused.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ OPTIONAL = {
     "eye_span": 0.0,
     "reject_text": False,
     "merge_iou": 0.4,
+    "pad": 0.0,
 }
 
 
@@ -262,10 +263,26 @@ class FaceDetector:
         backends: Sequence[tuple[AnimefaceDetector | LbpDetector, Enhance]],
         extra_scale: float = 0.0,
         merge_iou: float = 0.4,
+        pad: float = 0.0,
     ):
         self.backends = list(backends)  # each with its own preprocessing
         self.scales = (1.0, extra_scale) if extra_scale and extra_scale != 1 else (1.0,)
         self.merge_iou = merge_iou
+        self.pad = pad
+
+    def _search(self, backend, image: np.ndarray, scale: float) -> list[Detection]:
+        """Both detectors only try windows inside the picture, so a face cut by the frame edge
+        (close-ups) is never a whole window: a border of replicated edge pixels, `pad` times the
+        short side, lets the window overhang the frame as the face does."""
+        p = round(self.pad * min(image.shape[:2]))
+        if not p:
+            return backend.detect(image, scale)
+        padded = cv2.copyMakeBorder(image, p, p, p, p, cv2.BORDER_REPLICATE)
+        shift = p / scale  # in frame pixels
+        return [
+            Detection((d.box[0] - shift, d.box[1] - shift, d.box[2], d.box[3]), d.score)
+            for d in backend.detect(padded, scale)
+        ]
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         found: list[tuple[str, Detection]] = []
@@ -276,7 +293,7 @@ class FaceDetector:
                 if scale != 1:
                     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
                     resized = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=interp)
-                found += [(backend.name, d) for d in backend.detect(resized, scale)]
+                found += [(backend.name, d) for d in self._search(backend, resized, scale)]
         if len(self.scales) == 1 and len(self.backends) == 1:
             return [d for _, d in found]
         return fuse(found, self.merge_iou, len(self.backends))
@@ -301,4 +318,4 @@ def make_detector(params: dict) -> FaceDetector:
         detector = LbpDetector(p["cascade"], p["scale_factor"], p["min_neighbors"], p["min_size"])
         # no unsharp mask: it changes the local binary patterns (demo recall 1.000 -> 0.964)
         members.append((detector, Enhance(**dark)))
-    return FaceDetector(members, p["extra_scale"], p["merge_iou"])
+    return FaceDetector(members, p["extra_scale"], p["merge_iou"], p["pad"])

@@ -80,19 +80,37 @@ def find_faces(paths: list[str], params: dict) -> dict[str, list[Face] | None]:
     Frames go to worker processes under a watchdog (see charaid.workers): a detector that hangs
     on a frame is restarted and the frame retried once, then skipped with a warning.
     """
-    make_detector(params)  # fail fast, in this process, on a bad backend or cascade
+    detector = make_detector(params)  # fail fast, in this process, on a bad backend or cascade
+    # OpenCV's cascade has no hidden state that hangs (animeface has): frames can be detected
+    # here, unguarded, while the workers start, one OpenCV thread like theirs.
+    warmup = None
+    if all(backend.name != "animeface" for backend, _ in detector.backends):
+        warmup = _faces_in
+        _worker.update(detector=detector, margin=params["margin"], size=params["crop_size"])
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
     results: dict[str, list[Face] | None] = {}
-    with tqdm(total=len(paths), desc="detect_faces", unit="frame") as bar:
-        for path, found in watchdog_map(
-            _faces_in, paths, worker_count(params), FRAME_TIMEOUT, _init_worker, (params,)
-        ):
-            if found is FAILED:
-                print(
-                    f"warning: {path}: detector hung twice on this frame, skipped", file=sys.stderr
-                )
-                found = (path, [])
-            results[path] = found[1]
-            bar.update()
+    try:
+        with tqdm(total=len(paths), desc="detect_faces", unit="frame") as bar:
+            for path, found in watchdog_map(
+                _faces_in,
+                paths,
+                worker_count(params),
+                FRAME_TIMEOUT,
+                _init_worker,
+                (params,),
+                warmup,
+            ):
+                if found is FAILED:
+                    print(
+                        f"warning: {path}: detector hung twice on this frame, skipped",
+                        file=sys.stderr,
+                    )
+                    found = (path, [])
+                results[path] = found[1]
+                bar.update()
+    finally:
+        cv2.setNumThreads(threads)
     return results
 
 
