@@ -137,7 +137,7 @@ def col2im_add(gcol: np.ndarray, gxp: np.ndarray, x0: int, sx: int, sy: int) -> 
                             d[n] += s[n]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def adam_update(
     p: np.ndarray,
     g: np.ndarray,
@@ -151,15 +151,19 @@ def adam_update(
     keep: float,
 ) -> None:
     """Chainer's Adam step in one pass (its CPU rule makes ~10 whole-array numpy passes):
-    m += (1-b1)(g-m); v += (1-b2)(g²-v); p = keep*p - eta * alpha_t * m / (sqrt(v) + eps)."""
+    m += (1-b1)(g-m); v += (1-b2)(g²-v); p = keep*p - eta * alpha_t * m / (sqrt(v) + eps).
+    In the parameters' precision, as Chainer's numpy passes are (float64 scalars would make
+    the loop scalar)."""
     pf, gf, mf, vf = p.ravel(), g.ravel(), m.ravel(), v.ravel()
+    t = p.dtype.type
+    b1, b2, step, e, k = t(one_minus_beta1), t(one_minus_beta2), t(eta * alpha_t), t(eps), t(keep)
     for i in range(pf.size):
         gi = gf[i]
-        mi = mf[i] + one_minus_beta1 * (gi - mf[i])
-        vi = vf[i] + one_minus_beta2 * (gi * gi - vf[i])
+        mi = mf[i] + b1 * (gi - mf[i])
+        vi = vf[i] + b2 * (gi * gi - vf[i])
         mf[i] = mi
         vf[i] = vi
-        pf[i] = keep * pf[i] - eta * (alpha_t / (np.sqrt(vi) + eps)) * mi
+        pf[i] = k * pf[i] - step * mi / (np.sqrt(vi) + e)
 
 
 @njit(cache=True, nogil=True, fastmath=True)
