@@ -9,6 +9,9 @@ the same machine load):
   JPEG decoding, crops) with the preprocessing switched off, i.e. the raw row's work on
   `workers` processes: its ratio to the raw row is the parallel speed-up (bar: >= 1.8x on 2
   cores);
+- `raw, N at once`: the raw row's frames split over one forked process per core, no decoding,
+  no IPC: the speed-up this machine allows for the work at all (memory and cache are shared),
+  i.e. the ceiling of the stage's ratio;
 - `stage, params.yaml`: the same with the shipped preprocessing (CLAHE on dark frames, unsharp
   mask, border padding, ...): what `dvc repro` runs;
 - extraction: `extract_frames`' decoder (`charaid.frames.iter_video`, streamed to disk by
@@ -108,6 +111,19 @@ def one_thread(raws: list[Callable], images: list) -> None:
         cv2.setNumThreads(threads)
 
 
+def all_cores(raws: list[Callable], images: list) -> None:
+    """The raw detectors on every core at once: one forked process per core, a slice each."""
+    import multiprocessing
+
+    n = os.cpu_count() or 1
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=one_thread, args=(raws, images[i::n])) for i in range(n)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+
+
 def detection_rows(backends: list[str], params: dict, paths: list[Path]) -> dict[str, Callable]:
     """Row name -> a function that processes every frame once."""
     images = [cv2.imread(str(p)) for p in paths]
@@ -120,6 +136,8 @@ def detection_rows(backends: list[str], params: dict, paths: list[Path]) -> dict
         if backend in ("lbp", "ensemble"):
             raws.append(raw_lbp(CASCADE, params))
         rows[f"{backend}: raw 1 thread"] = lambda raws=raws: one_thread(raws, images)
+        ceiling = f"{backend}: raw, {os.cpu_count()} at once"
+        rows[ceiling] = lambda raws=raws: all_cores(raws, images)
         same = {**params, **OFF, "backend": backend, "cascade": str(CASCADE)}
         shipped = {**params, "backend": backend, "cascade": str(CASCADE)}
         rows[f"{backend}: stage, same work"] = lambda p=same: find_faces(names, p)
