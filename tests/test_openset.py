@@ -36,6 +36,12 @@ def test_gallery_threshold_is_the_quantile_of_training_scores(tmp_path):
         Gallery(tmp_path / "none.npz", 0.02)
 
 
+def test_gallery_of_one_face_is_refused_with_one_line(tmp_path):
+    save_gallery(tmp_path / GALLERY, np.ones((1, 4), np.float32))
+    with pytest.raises(CharaidError, match="fewer than 2 training faces to calibrate on"):
+        Gallery(tmp_path / GALLERY, 0.02)
+
+
 def test_small_k_rejects_a_look_alike_that_averaging_many_neighbours_accepts(tmp_path):
     """The demo's failure mode in miniature: every training pose of a character has a near twin
     (frames of one pose), a new face of the cast matches one pose closely, and a stranger
