@@ -65,7 +65,7 @@ class ChainerWorker:
         from charaid import fastops
         from charaid.models import SeedCNN
 
-        self.chainer = chainer
+        self.chainer, self.fast = chainer, fast
         self.tuned = fastops.tune_allocator() if tune else False
         np.random.seed(0)
         x, t = _data(args)
@@ -84,7 +84,12 @@ class ChainerWorker:
         import chainer
         import numpy as np
 
-        return {"chainer": chainer.__version__, "numpy": np.__version__, "malloc_tuned": self.tuned}
+        from charaid import fastops
+
+        info = {"chainer": chainer.__version__, "numpy": np.__version__, "malloc_tuned": self.tuned}
+        if self.fast:  # fastops splits its kernels over this many threads (BLAS then uses 1)
+            info["threads"] = fastops.get_num_threads()
+        return info
 
     def train(self, iters: int) -> float:
         for _ in range(iters):

@@ -196,29 +196,72 @@ def test_inference_mode_skips_bookkeeping_but_matches():
     np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("threads", [1, 3])
-def test_thread_split_gives_identical_results(threads):
-    # the numpy passes are split by channel / tap over threads: same numbers, any split
+def _threaded_layers(x, w, b, w2, gamma, beta, w_fc):
+    """Every threaded kernel once: conv+relu+pool, conv, batch norm+relu, linear."""
+    h = fastops.convolution_2d_relu_max_pooling_2d(x, w, b, 2, 5, 2, 2, layout="CWHN")
+    h = fastops.convolution_2d(h, w2, pad=1, layout="CWHN")
+    h = fastops.BatchNormReLUCWHN(2e-5).apply((h, gamma, beta))[0]
+    return fastops.linear(fastops.from_cwhn(h), w_fc)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_thread_split_gives_the_same_results(threads, monkeypatch):
+    # chunks, channels and features are split over threads; only dW's sum order changes
+    monkeypatch.setattr(fastops, "_CHUNK_BYTES", 4096)  # many chunks even on small maps
     rng = np.random.default_rng(12)
-    x = rng.standard_normal((4, 5, 11, 10)).astype(np.float32)
-    w = chainer.Parameter(rng.standard_normal((7, 5, 5, 5)).astype(np.float32))
-    b = chainer.Parameter(rng.standard_normal(7).astype(np.float32))
-    xv = chainer.Variable(x)
+    arrays = {
+        "x": rng.standard_normal((5, 11, 10, 4)),
+        "w": rng.standard_normal((7, 5, 5, 5)),
+        "b": rng.standard_normal(7),
+        "w2": rng.standard_normal((7, 7, 3, 3)),
+        "gamma": rng.uniform(0.5, 1.5, 7),
+        "beta": rng.uniform(-0.5, 0.5, 7),
+        "w_fc": rng.standard_normal((300, 7 * 6 * 5)),  # x @ W.T above 1 MFLOP: split too
+    }
+    arrays["x"] = np.tile(arrays["x"], (1, 1, 1, 32))  # batch 128
     results = []
     before = fastops.get_num_threads()
     for n in (1, threads):
         fastops.set_num_threads(n)
         try:
-            for v in (xv, w, b):
-                v.cleargrad()
-            y = fastops.convolution_2d_relu_max_pooling_2d(xv, w, b, 2, 5, 2, 2)
+            params = {k: chainer.Variable(v.astype(np.float32)) for k, v in arrays.items()}
+            y = _threaded_layers(**params)
             y.grad = np.ones_like(y.array)
             y.backward()
-            results.append([y.array, xv.grad, w.grad, b.grad])
+            results.append([y.array] + [params[k].grad for k in arrays])
         finally:
             fastops.set_num_threads(before)
     for got, want in zip(results[1], results[0], strict=True):
-        np.testing.assert_array_equal(got, want)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_blas_gets_its_threads_back_when_the_kernels_stop_splitting():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before, original = fastops.get_num_threads(), blas_threads()
+    try:
+        fastops.set_num_threads(2)
+        fastops.linear(np.ones((64, 256), np.float32), np.ones((128, 256), np.float32))
+        assert set(blas_threads()) == {1}  # each of our threads runs single-threaded BLAS
+        fastops.set_num_threads(1)
+        assert blas_threads() == original
+    finally:
+        fastops.set_num_threads(before)
+
+
+def test_linear_matches_chainer_and_gradients():
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((6, 2, 3, 4))
+    w, b = rng.standard_normal((5, 24)), rng.standard_normal(5)
+    ref = F.linear(x, w, b).array
+    np.testing.assert_allclose(fastops.linear(x, w, b).array, ref, rtol=1e-10)
+    gradient_check.check_backward(fastops.linear, (x.reshape(6, -1), w, b), ref * 0 + 1, eps=1e-3)
+    gradient_check.check_backward(
+        fastops.linear, (x.reshape(6, -1), w), rng.standard_normal(ref.shape), eps=1e-3
+    )
 
 
 def test_bad_layout_rejected():

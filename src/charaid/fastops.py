@@ -32,15 +32,18 @@ import ctypes.util
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import chainer
 import chainer.functions as F
 import numpy as np
+import threadpoolctl
 from chainer import function_node
 
 from charaid import fastkernels
 
 LAYOUTS = ("NCHW", "CWHN")
+T = TypeVar("T")
 
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -80,28 +83,40 @@ def tune_allocator() -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# threads: BLAS already uses every core for the GEMMs, but numpy's copies, maxima and adds run
-# on one. They release the GIL, so they can be split by channel (or tap) over a few threads.
-# Off by default: on the shared 2-core reference VM the split measured 0-10% *slower* (the
-# other core is rarely free, and OpenBLAS's workers spin on it between GEMMs).
+# threads: every kernel splits its own work (a convolution's output-column chunks or input
+# channels, a pooling's channels, a parameter's elements) over `_n_threads` threads, each
+# running single-threaded BLAS on its part. Measured on the 2-core reference VM: OpenBLAS's own
+# 2-thread GEMMs swung between 70 and 160 ms per SeedCNN update (its workers spin and wait for
+# each other between calls), single-threaded BLAS held 96-116 ms, and splitting the whole layer
+# (copies, pooling and Adam too, not only the GEMMs) over two threads beat both.
 
-_n_threads = 1
+_n_threads: int | None = None  # None: every core this process may use
 _executor: ThreadPoolExecutor | None = None
+_blas_limit: threadpoolctl.threadpool_limits | None = None
+
+
+def default_num_threads() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def get_num_threads() -> int:
-    """Threads used for the numpy (non-BLAS) parts of the kernels."""
-    return _n_threads
+    """Threads the kernels split their work over (default: every core this process may use)."""
+    return default_num_threads() if _n_threads is None else _n_threads
 
 
-def set_num_threads(n: int) -> None:
-    """Threads for the numpy (non-BLAS) parts; 1 runs everything in the calling thread."""
-    global _n_threads, _executor
-    if n < 1:
+def set_num_threads(n: int | None) -> None:
+    """Threads the kernels split their work over; None: every core. With 1, everything runs
+    in the calling thread and BLAS keeps its own threads."""
+    global _n_threads, _executor, _blas_limit
+    if n is not None and n < 1:
         raise ValueError("need at least one thread")
     if _executor is not None:
         _executor.shutdown()
         _executor = None
+    if _blas_limit is not None:
+        _blas_limit.restore_original_limits()
+        _blas_limit = None
     _n_threads = n
 
 
@@ -114,22 +129,34 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_executor)
 
 
-def _split(fn: Callable[[int, int], None], n: int) -> None:
-    """Run fn(lo, hi) over [0, n) in up to `_n_threads` slices; the caller takes the first."""
-    global _executor
-    k = min(_n_threads, n)
+def _split(fn: Callable[[int, int], T], n: int, grain: int = 1) -> list[T]:
+    """fn(lo, hi) over [0, n) in up to `get_num_threads()` contiguous slices of at least
+    `grain`; returns the slices' results in order. The caller runs the first slice.
+
+    Once work is split, BLAS stays single-threaded (until `set_num_threads`): each of our
+    threads runs its own GEMMs, and BLAS threads on top would only fight them.
+    """
+    global _executor, _blas_limit
+    threads = get_num_threads()
+    k = min(threads, n // grain)
     if k <= 1:
-        fn(0, n)
-        return
+        return [fn(0, n)]
     if _executor is None:
-        _executor = ThreadPoolExecutor(_n_threads - 1, thread_name_prefix="fastops")
+        _executor = ThreadPoolExecutor(threads - 1, thread_name_prefix="fastops")
+    if _blas_limit is None:
+        _blas_limit = threadpoolctl.threadpool_limits(1, user_api="blas")
     bounds = [n * i // k for i in range(k + 1)]
     futures = [_executor.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, k)]
     try:
-        fn(bounds[0], bounds[1])
+        first = fn(bounds[0], bounds[1])
     finally:
-        for f in futures:
-            f.result()
+        rest = [f.result() for f in futures]
+    return [first, *rest]
+
+
+def _by_channel(kernel: Callable[..., None], *arrays: np.ndarray) -> None:
+    """kernel(*slices) over slices of `arrays` along axis 0 (channels), split over threads."""
+    _split(lambda lo, hi: kernel(*(a[lo:hi] for a in arrays)), arrays[0].shape[0])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,14 +210,15 @@ def _im2col(
     One slab copy per tap, each made of contiguous Ho*N runs (batch innermost).
     """
     nw = out.shape[3]
-
-    def copy(lo: int, hi: int) -> None:
-        for tap in range(lo, hi):
-            kx, ky = divmod(tap, kh)
-            out[:, kx, ky] = xp[:, _span(w0 * sx + kx, nw, sx), _span(ky, ho, sy)]
-
-    _split(copy, kw * kh)
+    for tap in range(kw * kh):
+        kx, ky = divmod(tap, kh)
+        out[:, kx, ky] = xp[:, _span(w0 * sx + kx, nw, sx), _span(ky, ho, sy)]
     return out
+
+
+def _chunk_step(wo: int, k: int, row: int, itemsize: int) -> int:
+    """Output columns per chunk: a patch matrix of about _CHUNK_BYTES."""
+    return max(1, min(wo, _CHUNK_BYTES // (k * row * itemsize)))
 
 
 def _conv_gemm(
@@ -199,7 +227,8 @@ def _conv_gemm(
     """y (O, Wo, Ho, N) = W @ im2col(xp), a few output columns at a time.
 
     Each chunk's patch matrix (~_CHUNK_BYTES) is built and consumed while still in cache;
-    measured ~2x faster than one big im2col + GEMM, and no patch matrix is kept.
+    measured ~2x faster than one big im2col + GEMM, and no patch matrix is kept. The chunks
+    are split over the threads.
     """
     c, _, _, n = xp.shape
     (sx, sy), (wo, ho) = stride, out_hw
@@ -207,49 +236,74 @@ def _conv_gemm(
     y = np.empty((o, wo, ho, n), dtype=xp.dtype)
     y2 = y.reshape(o, -1)
     row = ho * n
-    step = max(1, min(wo, _CHUNK_BYTES // (k * row * xp.itemsize)))
-    buf = np.empty((c, kw, kh, step, ho, n), dtype=xp.dtype)
-    for w0 in range(0, wo, step):
-        nw = min(step, wo - w0)
-        col = _im2col(xp, kw, kh, sx, sy, ho, w0, buf[:, :, :, :nw])
-        np.matmul(wmat, col.reshape(k, -1), out=y2[:, w0 * row : (w0 + nw) * row])
+    step = _chunk_step(wo, k, row, xp.itemsize)
+    starts = range(0, wo, step)
+
+    def work(lo: int, hi: int) -> None:
+        buf = np.empty((c, kw, kh, step, ho, n), dtype=xp.dtype)
+        for w0 in starts[lo:hi]:
+            nw = min(step, wo - w0)
+            col = _im2col(xp, kw, kh, sx, sy, ho, w0, buf[:, :, :, :nw])
+            np.matmul(wmat, col.reshape(k, -1), out=y2[:, w0 * row : (w0 + nw) * row])
+
+    _split(work, len(starts))
     return y
 
 
 def _conv_gemm_weight(
     xp: np.ndarray, g2: np.ndarray, kw: int, kh: int, stride: tuple, out_hw: tuple
 ) -> np.ndarray:
-    """dL/dW as (O, C*kw*kh) = g2 @ im2col(xp).T, rebuilding the patches chunk by chunk."""
+    """dL/dW as (O, C*kw*kh) = g2 @ im2col(xp).T, rebuilding the patches chunk by chunk (each
+    thread sums its chunks; the threads' sums are added in a fixed order)."""
     c, _, _, n = xp.shape
     (sx, sy), (wo, ho) = stride, out_hw
     o, k = g2.shape[0], c * kw * kh
     row = ho * n
-    step = max(1, min(wo, _CHUNK_BYTES // (k * row * xp.itemsize)))
-    buf = np.empty((c, kw, kh, step, ho, n), dtype=xp.dtype)
-    gw = np.zeros((o, k), dtype=g2.dtype)
-    for w0 in range(0, wo, step):
-        nw = min(step, wo - w0)
-        col = _im2col(xp, kw, kh, sx, sy, ho, w0, buf[:, :, :, :nw])
-        gw += g2[:, w0 * row : (w0 + nw) * row] @ col.reshape(k, -1).T
-    return gw
+    step = _chunk_step(wo, k, row, xp.itemsize)
+    starts = range(0, wo, step)
+
+    def work(lo: int, hi: int) -> np.ndarray:
+        buf = np.empty((c, kw, kh, step, ho, n), dtype=xp.dtype)
+        gw = np.zeros((o, k), dtype=g2.dtype)
+        for w0 in starts[lo:hi]:
+            nw = min(step, wo - w0)
+            col = _im2col(xp, kw, kh, sx, sy, ho, w0, buf[:, :, :, :nw])
+            gw += g2[:, w0 * row : (w0 + nw) * row] @ col.reshape(k, -1).T
+        return gw
+
+    parts = _split(work, len(starts))
+    for part in parts[1:]:
+        parts[0] += part
+    return parts[0]
 
 
 def _conv_gemm_input(
     g2: np.ndarray, wmat: np.ndarray, xp_shape: tuple, kw: int, kh: int, stride: tuple, ho: int
 ) -> np.ndarray:
-    """dL/d(padded x) = col2im(W.T @ g2), a few output columns at a time (kept in cache)."""
+    """dL/d(padded x) = col2im(W.T @ g2), a few output columns at a time (kept in cache). The
+    input channels are split over the threads: each writes only its own channels."""
     c, wp, hp, n = xp_shape
     sx, sy = stride
     k = wmat.shape[1]
+    taps = kw * kh
     row = ho * n
     wo = g2.shape[1] // row
-    step = max(1, min(wo, _CHUNK_BYTES // (k * row * g2.itemsize)))
-    buf = np.empty((k, step * row), dtype=g2.dtype)
+    step = _chunk_step(wo, k, row, g2.itemsize)
     gxp = np.zeros((c, wp, hp, n), dtype=g2.dtype)
-    for w0 in range(0, wo, step):
-        nw = min(step, wo - w0)
-        gcol = np.matmul(wmat.T, g2[:, w0 * row : (w0 + nw) * row], out=buf[:, : nw * row])
-        fastkernels.col2im_add(gcol.reshape(c, kw, kh, nw, ho, n), gxp, w0 * sx, sx, sy)
+    wt = wmat.T
+
+    def work(lo: int, hi: int) -> None:
+        buf = np.empty(((hi - lo) * taps, step * row), dtype=g2.dtype)
+        for w0 in range(0, wo, step):
+            nw = min(step, wo - w0)
+            gcol = np.matmul(
+                wt[lo * taps : hi * taps], g2[:, w0 * row : (w0 + nw) * row], out=buf[:, : nw * row]
+            )
+            fastkernels.col2im_add(
+                gcol.reshape(hi - lo, kw, kh, nw, ho, n), gxp[lo:hi], w0 * sx, sx, sy
+            )
+
+    _split(work, c)
     return gxp
 
 
@@ -275,7 +329,12 @@ def _max_pool(
     out_shape = _pooled_shape(_pooled_shape(x.shape, 1, k[0], s[0], p[0]), 2, k[1], s[1], p[1])
     out = np.empty(out_shape, dtype=x.dtype)
     arg = np.empty(out_shape if need_arg else (0, 0, 0, 0), dtype=np.uint8)
-    fastkernels.max_pool_fwd(x, *k, *s, *p, out, arg, need_arg)
+    _split(
+        lambda lo, hi: fastkernels.max_pool_fwd(
+            x[lo:hi], *k, *s, *p, out[lo:hi], arg[lo:hi] if need_arg else arg, need_arg
+        ),
+        x.shape[0],
+    )
     return out, (arg if need_arg else None)
 
 
@@ -284,7 +343,11 @@ def _unmax_pool(
 ) -> np.ndarray:
     """Backward of `_max_pool`: each gradient goes to its window's winning input."""
     gx = np.zeros(in_shape, dtype=g.dtype)
-    fastkernels.max_pool_bwd(np.ascontiguousarray(g), arg, k[0], *s, *p, gx)
+    g = np.ascontiguousarray(g)
+    _split(
+        lambda lo, hi: fastkernels.max_pool_bwd(g[lo:hi], arg[lo:hi], k[0], *s, *p, gx[lo:hi]),
+        g.shape[0],
+    )
     return gx
 
 
@@ -336,7 +399,7 @@ class Conv2DReLUPoolCWHN(function_node.FunctionNode):
         else:
             z, arg = y, None
         # bias and relu after the pool: both commute with max, and the map is 4x smaller
-        fastkernels.bias_relu(z, b)
+        _by_channel(fastkernels.bias_relu, z, b)
         if self.need_grad:
             self._saved = (x.shape, xp, y.shape, wmat, (kw, kh), arg)
             self.retain_outputs((0,))
@@ -349,7 +412,12 @@ class Conv2DReLUPoolCWHN(function_node.FunctionNode):
         (z,) = self.get_retained_outputs()
         g_out = np.ascontiguousarray(grad_outputs[0].array)
         g = np.empty_like(g_out)
-        gb = fastkernels.relu_grad_bias(g_out, z.array, g)
+        gb = np.concatenate(
+            _split(
+                lambda lo, hi: fastkernels.relu_grad_bias(g_out[lo:hi], z.array[lo:hi], g[lo:hi]),
+                g.shape[0],
+            )
+        )
         if self.pool is not None:
             g = _unmax_pool(g, arg, y_shape, *self.pool)
         gx, gw = _conv_backward(indexes, g, x_shape, xp, wmat, (kw, kh), self.pad, self.stride)
@@ -414,6 +482,40 @@ class Conv2DCWHN(function_node.FunctionNode):
         return _conv_backward(indexes, g, x_shape, xp, wmat, k, self.pad, self.stride)
 
 
+class LinearThreaded(function_node.FunctionNode):
+    """x @ W.T + b for 2-D x, its GEMMs split over the threads (output features forward and
+    for dW, input features for dx). Inputs: x, W and optionally b."""
+
+    def forward(self, inputs: tuple) -> tuple:
+        x, w = inputs[:2]
+        self.retain_inputs((0, 1))
+        y = _gemm_split(lambda lo, hi: x @ w[lo:hi].T, w.shape[0], 1, x.size * w.shape[0])
+        if len(inputs) == 3:
+            y += inputs[2]
+        return (y,)
+
+    def backward(self, indexes: tuple, grad_outputs: tuple) -> tuple:
+        x, w = (v.array for v in self.get_retained_inputs())
+        gy = grad_outputs[0].array
+        flops = gy.size * x.shape[1]
+        out = []
+        if 0 in indexes:
+            gx = _gemm_split(lambda lo, hi: gy @ w[:, lo:hi], w.shape[1], 1, flops)
+            out.append(chainer.Variable(gx))
+        if 1 in indexes:
+            gw = _gemm_split(lambda lo, hi: gy[:, lo:hi].T @ x, w.shape[0], 0, flops)
+            out.append(chainer.Variable(gw))
+        if 2 in indexes:
+            out.append(chainer.Variable(gy.sum(axis=0)))
+        return tuple(out)
+
+
+def _gemm_split(fn: Callable[[int, int], np.ndarray], n: int, axis: int, flops: int) -> np.ndarray:
+    """fn's slices over [0, n) joined along `axis`; small products (under ~1 MFLOP) stay whole."""
+    parts = _split(fn, n, grain=n if flops < 1 << 20 else 1)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=axis)
+
+
 class BatchNormReLUCWHN(function_node.FunctionNode):
     """relu(batch_normalization(x, gamma, beta)) with batch statistics over (W, H, N), on CWHN
     input. After forward, `mean` and `var` (biased) hold the batch statistics."""
@@ -427,7 +529,18 @@ class BatchNormReLUCWHN(function_node.FunctionNode):
         y = np.empty_like(x)
         self.mean = np.empty(x.shape[0], np.float64)
         self.var = np.empty(x.shape[0], np.float64)
-        fastkernels.bn_relu_fwd(x, gamma, beta, self.eps, y, self.mean, self.var)
+        _split(
+            lambda lo, hi: fastkernels.bn_relu_fwd(
+                x[lo:hi],
+                gamma[lo:hi],
+                beta[lo:hi],
+                self.eps,
+                y[lo:hi],
+                self.mean[lo:hi],
+                self.var[lo:hi],
+            ),
+            x.shape[0],
+        )
         self._x = x
         self.retain_inputs((1,))
         self.retain_outputs((0,))
@@ -440,8 +553,21 @@ class BatchNormReLUCWHN(function_node.FunctionNode):
         gx = np.empty_like(gy)
         ggamma = np.empty(gamma.shape, gy.dtype)
         gbeta = np.empty(gamma.shape, gy.dtype)
-        fastkernels.bn_relu_bwd(
-            gy, self._x, y.array, gamma.array, self.mean, self.var, self.eps, gx, ggamma, gbeta
+        ga, x, ya = gamma.array, self._x, y.array
+        _split(
+            lambda lo, hi: fastkernels.bn_relu_bwd(
+                gy[lo:hi],
+                x[lo:hi],
+                ya[lo:hi],
+                ga[lo:hi],
+                self.mean[lo:hi],
+                self.var[lo:hi],
+                self.eps,
+                gx[lo:hi],
+                ggamma[lo:hi],
+                gbeta[lo:hi],
+            ),
+            gy.shape[0],
         )
         return chainer.Variable(gx), chainer.Variable(ggamma), chainer.Variable(gbeta)
 
@@ -521,6 +647,17 @@ def _conv_relu_pool(x, W, b, pad, stride, pool, layout: str) -> chainer.Variable
     return node.apply((x, W, b))[0]
 
 
+def linear(
+    x: chainer.Variable | np.ndarray,
+    W: chainer.Variable | np.ndarray,  # noqa: N803 (Chainer's name)
+    b: chainer.Variable | np.ndarray | None = None,
+) -> chainer.Variable:
+    """`F.linear(x, W, b)` (x flattened after its first axis), its GEMMs on every thread."""
+    if x.ndim != 2:
+        x = F.reshape(x, (x.shape[0], -1))
+    return LinearThreaded().apply((x, W) if b is None else (x, W, b))[0]
+
+
 # ---------------------------------------------------------------------------------------------
 # optimizer
 
@@ -536,18 +673,22 @@ class _FastAdamRule(chainer.optimizers.adam.AdamRule):
             super().update_core_cpu(param)
             return
         self._check_eps(np.float32)
-        grad = np.ascontiguousarray(grad)
-        fastkernels.adam_update(
-            data,
-            grad,
-            self.state["m"],
-            self.state["v"],
+        flat = [
+            a.reshape(-1)
+            for a in (data, np.ascontiguousarray(grad), self.state["m"], self.state["v"])
+        ]
+        hyper = (
             1.0 - hp.beta1,
             1.0 - hp.beta2,
             self.alpha_t,
             hp.eps,
             hp.eta,
             1.0 - hp.eta * hp.weight_decay_rate,
+        )
+        _split(
+            lambda lo, hi: fastkernels.adam_update(*(a[lo:hi] for a in flat), *hyper),
+            data.size,
+            grain=1 << 16,  # threads only pay on the big weight matrices
         )
 
 
@@ -597,5 +738,5 @@ def batch_normalization_relu(x: chainer.Variable, bn: chainer.links.BatchNormali
     shift = bn.beta.array - bn.avg_mean * scale
     xa = np.ascontiguousarray(x.array if isinstance(x, chainer.Variable) else x)
     y = np.empty_like(xa)
-    fastkernels.scale_shift_relu(xa, scale, shift, y)
+    _by_channel(fastkernels.scale_shift_relu, xa, scale, shift, y)
     return chainer.Variable(y, requires_grad=False)

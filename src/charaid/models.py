@@ -44,16 +44,25 @@ class SeedCNN(chainer.Chain):
             self.fc4 = L.Linear(256, n_classes)
 
     def forward(self, x: chainer.Variable) -> chainer.Variable:
-        return self.fc4(F.dropout(self.features(x), self.dropout))
+        return self.head(F.dropout(self.features(x), self.dropout))
 
     def head(self, features: chainer.Variable) -> chainer.Variable:
         """Logits from `features` (inference: dropout is off)."""
-        return self.fc4(features)
+        return self._fc(self.fc4, features)
 
     def features(self, x: chainer.Variable) -> chainer.Variable:
-        fast = self.fast and self.xp is numpy
-        h = self._features_fast(x) if fast else self._features_raw(x)
-        return F.relu(self.fc3(h))
+        h = self._features_fast(x) if self._use_fast() else self._features_raw(x)
+        return F.relu(self._fc(self.fc3, h))
+
+    def _use_fast(self) -> bool:
+        return self.fast and self.xp is numpy
+
+    def _fc(self, link: L.Linear, h: chainer.Variable) -> chainer.Variable:
+        if not self._use_fast():
+            return link(h)
+        if link.W.array is None:  # fc3's input size is known only now, as in L.Linear
+            link._initialize_params(h.size // h.shape[0])
+        return fastops.linear(h, link.W, link.b)
 
     def _features_raw(self, x: chainer.Variable) -> chainer.Variable:
         h = F.max_pooling_2d(F.relu(self.conv1(x)), 5, stride=2, pad=2, cover_all=False)

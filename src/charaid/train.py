@@ -194,6 +194,8 @@ def train(
     seed_everything(params["seed"])
     if params["fast"]:
         fastops.tune_allocator()
+        # N MPI processes already use N cores: split each one's kernels over its share only
+        fastops.set_num_threads(max(1, fastops.default_num_threads() // workers.size))
     model = build_model(params["model"], len(classes), params["fast"], params["pretrained"])
     seed = workers.seed(params["seed"])
     if workers.distributed:  # own dropout masks per rank (rank 0's weights are broadcast)
