@@ -17,9 +17,11 @@ kernels compute the same functions with a layout chosen for numpy:
   constant and relu is monotone, so both commute with the max and run on the 4x smaller pooled
   map; the relu mask is applied to the pooled gradient before it is scattered back.
 
-* numpy's copies, maxima and adds run on one core while BLAS uses all; they release the GIL,
-  so they can be split by channel (or tap) over a small thread pool (`set_num_threads`; off by
-  default, as it did not pay on the 2-core reference machine).
+* Every kernel splits its own work over the cores (`set_num_threads`; default: all of them):
+  a convolution's output-column chunks (or, for the input gradient, its input channels), a
+  pooling's channels, a linear layer's features, a parameter's elements. Each thread runs
+  single-threaded BLAS on its part, so the copies, pooling and Adam run in parallel too, not
+  only the GEMMs, and no BLAS thread spins waiting for the next call.
 
 The public functions take "NCHW" (Chainer's layout) or "CWHN"; models chain CWHN layers and
 convert once at each end (`to_cwhn`, `from_cwhn`).
@@ -216,9 +218,14 @@ def _im2col(
     return out
 
 
-def _chunk_step(wo: int, k: int, row: int, itemsize: int) -> int:
-    """Output columns per chunk: a patch matrix of about _CHUNK_BYTES."""
-    return max(1, min(wo, _CHUNK_BYTES // (k * row * itemsize)))
+def _chunk_step(wo: int, k: int, row: int, itemsize: int, parts: int = 1) -> int:
+    """Output columns per chunk: patch matrices of about _CHUNK_BYTES at most, in a number of
+    chunks that `parts` threads share evenly (3 chunks on 2 threads would leave one idle for
+    a third of the time: deep layers have maps only a few chunks wide)."""
+    step = max(1, min(wo, _CHUNK_BYTES // (k * row * itemsize)))
+    chunks = -(-wo // step)
+    chunks = -(-chunks // parts) * parts
+    return max(1, -(-wo // chunks))
 
 
 def _conv_gemm(
@@ -236,7 +243,7 @@ def _conv_gemm(
     y = np.empty((o, wo, ho, n), dtype=xp.dtype)
     y2 = y.reshape(o, -1)
     row = ho * n
-    step = _chunk_step(wo, k, row, xp.itemsize)
+    step = _chunk_step(wo, k, row, xp.itemsize, get_num_threads())
     starts = range(0, wo, step)
 
     def work(lo: int, hi: int) -> None:
@@ -259,7 +266,7 @@ def _conv_gemm_weight(
     (sx, sy), (wo, ho) = stride, out_hw
     o, k = g2.shape[0], c * kw * kh
     row = ho * n
-    step = _chunk_step(wo, k, row, xp.itemsize)
+    step = _chunk_step(wo, k, row, xp.itemsize, get_num_threads())
     starts = range(0, wo, step)
 
     def work(lo: int, hi: int) -> np.ndarray:
