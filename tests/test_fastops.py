@@ -252,6 +252,18 @@ def test_blas_gets_its_threads_back_when_the_kernels_stop_splitting():
         fastops.set_num_threads(before)
 
 
+def test_default_threads_are_the_cores_capped_by_omp_num_threads(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cores = fastops.default_num_threads()
+    assert cores >= 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert fastops.default_num_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "999")
+    assert fastops.default_num_threads() == cores
+    monkeypatch.setenv("OMP_NUM_THREADS", "many")  # not a count: ignored
+    assert fastops.default_num_threads() == cores
+
+
 def test_linear_matches_chainer_and_gradients():
     rng = np.random.default_rng(17)
     x = rng.standard_normal((6, 2, 3, 4))

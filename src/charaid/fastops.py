@@ -98,8 +98,14 @@ _blas_limit: threadpoolctl.threadpool_limits | None = None
 
 
 def default_num_threads() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """The cores this process may run on, capped by OMP_NUM_THREADS when that is set (the
+    usual knob: `train.processes` sets it to 1 for each MPI process)."""
+    if hasattr(os, "sched_getaffinity"):
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    cap = os.environ.get("OMP_NUM_THREADS", "")
+    return min(cores, int(cap)) if cap.isdigit() and int(cap) > 0 else cores
 
 
 def get_num_threads() -> int:
