@@ -80,3 +80,27 @@ def test_pad_finds_a_face_cut_by_the_frame_edge_and_maps_its_box_back():
     found = make_detector({**params, "pad": 0.25}).detect(frame)
     assert len(found) == 1
     assert found[0].box[0] < 0 and iou(found[0].box, (x - cut, y, w, h)) > 0.7
+
+
+def test_grey_world_evens_out_a_colour_cast_and_leaves_neutral_frames_alone():
+    import numpy as np
+
+    from charaid.detect import grey_world
+
+    rng = np.random.default_rng(0)
+    scene = rng.integers(40, 200, (72, 128, 3)).astype(np.uint8)
+    blue = np.clip(scene * np.array([1.0, 0.55, 0.35]), 0, 255).astype(np.uint8)  # BGR
+    balanced = grey_world(blue)
+    means = balanced.reshape(-1, 3).mean(axis=0)
+    assert means.max() - means.min() < 3  # the cast is gone...
+    assert blue.reshape(-1, 3).mean(axis=0).ptp() > 40
+    # ...and the picture is the scene again, up to its overall brightness and rounding
+    neutral = grey_world(scene).astype(float)
+    assert np.abs(balanced - neutral * balanced.mean() / neutral.mean()).mean() < 3
+    grey = np.full((36, 64, 3), 128, np.uint8)
+    assert np.array_equal(grey_world(grey), grey)
+    # a channel that is (nearly) empty is not blown up into noise: the gain is capped at 4
+    no_red = scene.copy()
+    no_red[..., 2] = 2
+    assert grey_world(no_red)[..., 2].max() <= 2 * 4 + 1
+    assert grey_world(scene[..., 0]) is not None  # a grey frame passes through

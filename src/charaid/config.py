@@ -66,6 +66,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "min_neighbors": Field(INT, 0),
         "min_size": Field(INT, 8),
         "min_score": Field(NUM, 0.0, 1.0),
+        "white_balance": Field(BOOL),
         "dark_level": Field(NUM, 0, 255),
         "clahe_clip": Field(NUM, 0.1, 40.0),
         "sharpen": Field(NUM, 0.0, 5.0),

@@ -32,6 +32,7 @@ BACKENDS = ("animeface", "lbp", "ensemble")
 # Keys that came with the preprocessing and the ensemble, at the values that turn them off: a
 # params dict written before them (older scripts and tests) keeps the old behaviour.
 OPTIONAL = {
+    "white_balance": False,
     "dark_level": 0,
     "clahe_clip": 2.0,
     "sharpen": 0.0,
@@ -64,6 +65,21 @@ def mean_luma(image: np.ndarray) -> float:
     return float(gray.mean())
 
 
+def grey_world(image: np.ndarray, max_gain: float = 4.0) -> np.ndarray:
+    """Grey-world white balance: scale each colour channel so that the three means are equal.
+
+    Night and mood scenes are often washed in one colour (blue moonlight, orange sunset), and
+    skin in that light no longer looks like the skin the detectors learned. Gains are capped so
+    that a nearly empty channel is not blown up into noise.
+    """
+    if image.ndim != 3:
+        return image
+    small = cv2.resize(image, (64, 36), interpolation=cv2.INTER_AREA)
+    means = small.reshape(-1, 3).mean(axis=0) + 1.0
+    gains = np.clip(means.mean() / means, 1 / max_gain, max_gain)
+    return cv2.transform(image, np.diag(gains).astype(np.float32))
+
+
 def clahe_luma(image: np.ndarray, clip: float) -> np.ndarray:
     """CLAHE on the L channel only: local contrast comes back, hair and skin keep their hues."""
     lab = cv2.cvtColor(image, cv2.COLOR_BGR2LAB)
@@ -87,12 +103,15 @@ class Enhance:
     animeface; the LBP cascade finds fewer faces with it).
     """
 
+    white_balance: bool = False
     dark_level: float = 0.0
     clahe_clip: float = 2.0
     sharpen: float = 0.0
     sharpen_sigma: float = 2.0
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
+        if self.white_balance:
+            image = grey_world(image)
         if self.dark_level and mean_luma(image) < self.dark_level:
             image = clahe_luma(image, self.clahe_clip)
         if self.sharpen:
@@ -308,7 +327,11 @@ def make_detector(params: dict) -> FaceDetector:
             f"params.yaml: detect_faces.backend {backend!r}; allowed: {', '.join(BACKENDS)}"
         )
     members: list[tuple[AnimefaceDetector | LbpDetector, Enhance]] = []
-    dark = {"dark_level": p["dark_level"], "clahe_clip": p["clahe_clip"]}
+    dark = {
+        "white_balance": p["white_balance"],
+        "dark_level": p["dark_level"],
+        "clahe_clip": p["clahe_clip"],
+    }
     if backend in ("animeface", "ensemble"):
         detector = AnimefaceDetector(p["min_score"], p["min_size"], p["eye_span"], p["reject_text"])
         members.append(
