@@ -46,6 +46,7 @@ from charaid.frames import Sampling, extract_frames, iter_video, read_index
 ROOT = Path(__file__).resolve().parents[1]
 CASCADE = ROOT.parent / "shared" / "data" / "lbpcascade_animeface.xml"
 OFF = {
+    "white_balance": False,
     "dark_level": 0,
     "sharpen": 0.0,
     "extra_scale": 0.0,
