@@ -32,6 +32,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -95,6 +96,7 @@ def tune_allocator() -> bool:
 _n_threads: int | None = None  # None: every core this process may use
 _executor: ThreadPoolExecutor | None = None
 _blas_limit: threadpoolctl.threadpool_limits | None = None
+_setup_lock = threading.Lock()  # `serve` threads may make their first split at the same time
 
 
 def default_num_threads() -> int:
@@ -149,10 +151,11 @@ def _split(fn: Callable[[int, int], T], n: int, grain: int = 1) -> list[T]:
     k = min(threads, n // grain)
     if k <= 1:
         return [fn(0, n)]
-    if _executor is None:
-        _executor = ThreadPoolExecutor(threads - 1, thread_name_prefix="fastops")
-    if _blas_limit is None:
-        _blas_limit = threadpoolctl.threadpool_limits(1, user_api="blas")
+    with _setup_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(threads - 1, thread_name_prefix="fastops")
+        if _blas_limit is None:
+            _blas_limit = threadpoolctl.threadpool_limits(1, user_api="blas")
     bounds = [n * i // k for i in range(k + 1)]
     futures = [_executor.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, k)]
     try:
@@ -162,9 +165,10 @@ def _split(fn: Callable[[int, int], T], n: int, grain: int = 1) -> list[T]:
     return [first, *rest]
 
 
-def _by_channel(kernel: Callable[..., None], *arrays: np.ndarray) -> None:
-    """kernel(*slices) over slices of `arrays` along axis 0 (channels), split over threads."""
-    _split(lambda lo, hi: kernel(*(a[lo:hi] for a in arrays)), arrays[0].shape[0])
+def _by_channel(kernel: Callable[..., T], *arrays: np.ndarray) -> list[T]:
+    """kernel(*slices) over slices of `arrays` along axis 0 (channels), split over threads;
+    the slices' results in order."""
+    return _split(lambda lo, hi: kernel(*(a[lo:hi] for a in arrays)), arrays[0].shape[0])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,12 +429,7 @@ class Conv2DReLUPoolCWHN(function_node.FunctionNode):
         (z,) = self.get_retained_outputs()
         g_out = np.ascontiguousarray(grad_outputs[0].array)
         g = np.empty_like(g_out)
-        gb = np.concatenate(
-            _split(
-                lambda lo, hi: fastkernels.relu_grad_bias(g_out[lo:hi], z.array[lo:hi], g[lo:hi]),
-                g.shape[0],
-            )
-        )
+        gb = np.concatenate(_by_channel(fastkernels.relu_grad_bias, g_out, z.array, g))
         if self.pool is not None:
             g = _unmax_pool(g, arg, y_shape, *self.pool)
         gx, gw = _conv_backward(indexes, g, x_shape, xp, wmat, (kw, kh), self.pad, self.stride)
