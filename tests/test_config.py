@@ -40,6 +40,7 @@ def test_unknown_section_is_named(tmp_path, sample_params):
         ("detect_faces", "crop_size", 0, "detect_faces.crop_size must be an integer in [8, 512]"),
         ("train", "lr", "0.1", "train.lr must be a number"),
         ("train", "lr_decay", "cosine", "train.lr_decay must be one of none, linear"),
+        ("detect_faces", "white_balance", "yes", "detect_faces.white_balance must be true/false"),
     ],
 )
 def test_bad_values_name_key_and_allowed(tmp_path, sample_params, section, key, value, expected):
