@@ -56,6 +56,7 @@ OFF = {
 }
 BAR_STAGE, BAR_DECODE = 1.8, 0.9
 DECODE_BASE = "decode: bare VideoCapture.read loop"
+DECODE_ROUNDS = 10  # decode rounds per detection round
 
 
 def make_inputs(tmp: Path, frames: int) -> tuple[Path, list[Path]]:
@@ -217,10 +218,12 @@ def main() -> None:
         video, paths = make_inputs(Path(tmp), args.frames)
         print(
             f"{len(paths)} frames of 1280x720, {os.cpu_count()} cores, "
-            f"stage workers: {worker_count(params)}, rounds: {args.rounds} (medians)"
+            f"stage workers: {worker_count(params)}, rounds: {args.rounds} "
+            f"(decode: {args.rounds * DECODE_ROUNDS}), medians"
         )
-        rows = {**detection_rows(backends, params, paths), **decode_rows(video)}
-        times = interleave(rows, args.rounds)
+        times = interleave(detection_rows(backends, params, paths), args.rounds)
+        # a decode row takes a fraction of a second: many more rounds for a steady median
+        times.update(interleave(decode_rows(video), args.rounds * DECODE_ROUNDS))
 
     def base_of(name: str) -> str:
         if name.startswith("decode"):

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from charaid.frames import Sampling, dhash, extract_frames, hamming, read_index
+from charaid.frames import Sampling, dhash, extract_frames, hamming, iter_video, read_index
 from tests.conftest import moving_square_frames, write_video
 
 
@@ -11,6 +11,33 @@ def test_dhash_ignores_small_noise_and_sees_changes():
     noisy = np.clip(a.astype(int) + np.random.default_rng(0).integers(-3, 4, a.shape), 0, 255)
     assert hamming(dhash(a), dhash(noisy.astype(np.uint8))) <= 3
     assert hamming(dhash(a), dhash(b)) > 3
+
+
+def bare_read(path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while (got := cap.read())[0]:
+        frames.append(got[1])
+    cap.release()
+    return frames
+
+
+def test_reused_frame_buffers_never_overwrite_a_frame_the_caller_holds(tmp_path):
+    video = write_video(tmp_path / "a.mp4", moving_square_frames(12))
+    expected = bare_read(video)
+    every = Sampling(every_n_frames=1, dedup_distance=-1)
+    # a streaming caller sees each frame as decoded, and the buffers really are reused
+    streamed, ids = [], set()
+    for _, _, frame in iter_video(video, every):
+        streamed.append(frame.copy())
+        ids.add(id(frame))
+    assert len(ids) < len(expected)
+    # a caller that keeps every frame (or a view of it) keeps them intact
+    kept = [frame for _, _, frame in iter_video(video, every)]
+    views = [frame[10:50] for _, _, frame in iter_video(video, every)]
+    for want, a, b, view in zip(expected, streamed, kept, views, strict=True):
+        assert np.array_equal(a, want) and np.array_equal(b, want)
+        assert np.array_equal(view, want[10:50])
 
 
 def test_every_n_frames_and_index(tmp_path):
