@@ -5,6 +5,7 @@ Cuts the annotated frames (tests/data/night_scene_boxes/frameNNNN.txt) out of
 `charaid detect-eval`'s scoring on it once per backend, with params.yaml's detector settings.
 
     python bench/detect_real.py [--backends animeface,lbp,ensemble] [--scale 0.125]
+    python bench/detect_real.py --errors real_errors/    # + real_errors/<backend>.png
 
 `--scale` shrinks the frames (the boxes are normalised, so they still fit): the clip's faces are
 all close-ups, and 0.125 makes them 57-95 px wide, small faces in real line art.
@@ -32,6 +33,9 @@ def main() -> None:
     parser.add_argument("--backends", default="animeface,lbp,ensemble")
     parser.add_argument("--params", default=str(ROOT / "params.yaml"))
     parser.add_argument("--scale", type=float, default=1.0, help="resize the frames first")
+    parser.add_argument(
+        "--errors", type=Path, help="folder for a picture of each backend's misses (<backend>.png)"
+    )
     args = parser.parse_args()
     params = load_params(args.params)["detect_faces"]
     rows = []
@@ -44,7 +48,8 @@ def main() -> None:
                 cv2.imwrite(str(png), cv2.resize(image, size, interpolation=cv2.INTER_AREA))
         for backend in args.backends.split(","):
             run = {**params, "backend": backend, "cascade": str(CASCADE)}
-            result = score_folder(folder, run)["overall"]
+            sheet = args.errors / f"{backend}.png" if args.errors else None
+            result = score_folder(folder, run, sheet)["overall"]
             rows.append((backend, result))
     head = ("backend", "faces", "found", "R@0.5", "P@0.5", "R@0.3", "P@0.3")
     print(f"{head[0]:<10}" + "".join(f"{h:>7}" for h in head[1:]))

@@ -122,6 +122,19 @@ def test_detect_eval_cli_table_and_json(tmp_path, capsys):
     assert out[-1].split()[:4] == ["all", "6", "5", "0.667"]
 
 
+def test_detect_eval_draws_its_misses_and_false_detections(tmp_path):
+    annotated_set(tmp_path / "set")
+    sheet = tmp_path / "errors.png"
+    score_folder(tmp_path / "set", params(), sheet)
+    picture = cv2.imread(str(sheet))
+    cells = [
+        picture[8 + r * 104 : 104 + r * 104, 180 + c * 100 : 276 + c * 100]
+        for r, c in ((0, 0), (0, 1), (0, 2), (1, 0), (1, 1))
+    ]
+    shown = [not (cell == 255).all() for cell in cells]
+    assert shown == [True, True, False, True, False]  # 2 missed faces, 1 false detection
+
+
 @pytest.mark.parametrize(
     ("layout", "expected"),
     [("empty", "no pictures found"), ("no_boxes", "none of the 1 pictures has a YOLO box file")],
@@ -219,3 +232,11 @@ def test_white_balance_finds_the_face_in_a_blue_lit_real_frame(real_folder, back
         found[balance] = [d.box for d in detector.detect(image)]
     assert not match(found[False], truth, 0.3)
     assert len(match(found[True], truth, 0.3)) == len(truth) == len(found[True]) == 1
+
+
+def test_detect_eval_errors_picture_must_be_png_or_jpg(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["detect-eval", str(tmp_path), "--errors", str(tmp_path / "errors.gif")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 1 and err.count("\n") == 1 and "name a .png or .jpg" in err
+    assert not (tmp_path / "errors.gif").exists()

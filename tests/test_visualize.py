@@ -1,6 +1,14 @@
+import cv2
 import numpy as np
 
-from charaid.visualize import class_color, contact_sheet, draw_faces
+from charaid.visualize import (
+    DETECTION_COLOR,
+    TRUTH_COLOR,
+    class_color,
+    contact_sheet,
+    draw_faces,
+    error_sheet,
+)
 
 
 def test_colours_are_fixed_per_name_and_distinct():
@@ -30,3 +38,36 @@ def test_contact_sheet_has_a_row_per_class():
     sheet = contact_sheet(crops)
     assert sheet.shape[0] == 2 * 58 + 8
     assert (sheet[8:58, 180:230] == 200).all()
+
+
+def _cell(sheet: np.ndarray, row: int, col: int, side: int = 96) -> np.ndarray:
+    """A crop's place in a contact sheet (label column 180 px, 4 px gaps, 8 px between rows)."""
+    y, x = 8 + row * (side + 8), 180 + col * (side + 4)
+    return sheet[y : y + side, x : x + side]
+
+
+def _has(cell: np.ndarray, color: tuple) -> bool:
+    return bool(np.all(cell == np.array(color, np.uint8), axis=-1).any())
+
+
+def test_error_sheet_shows_each_miss_and_false_detection_in_context(tmp_path):
+    frame = tmp_path / "f.png"
+    cv2.imwrite(str(frame), np.full((400, 600, 3), 128, np.uint8))
+    truths = [(50, 50, 60, 60), (300, 60, 60, 60), (450, 250, 50, 50)]
+    preds = [(52, 52, 60, 60), (200, 250, 70, 70)]  # finds the first face; one false box
+    sheet = error_sheet([(frame, preds, truths)], min_iou=0.5)
+    for col in (0, 1):  # the two missed faces, each with its truth box drawn in green
+        assert _has(_cell(sheet, 0, col), TRUTH_COLOR)
+    assert (_cell(sheet, 0, 2) == 255).all()  # nothing more
+    false = _cell(sheet, 1, 0)
+    assert _has(false, DETECTION_COLOR) and not _has(false, TRUTH_COLOR)
+    assert (_cell(sheet, 1, 1) == 255).all()
+
+
+def test_error_sheet_caps_each_row(tmp_path):
+    frame = tmp_path / "f.png"
+    cv2.imwrite(str(frame), np.full((200, 200, 3), 90, np.uint8))
+    truths = [(20, 20, 40, 40), (120, 120, 40, 40), (20, 120, 40, 40)]
+    sheet = error_sheet([(frame, [], truths)], min_iou=0.5, per_row=2)
+    assert sheet.shape[1] == 180 + 2 * 100 + 4  # room for two crops per row
+    assert _has(_cell(sheet, 0, 0), TRUTH_COLOR) and _has(_cell(sheet, 0, 1), TRUTH_COLOR)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from charaid import __version__
 from charaid.config import load_params
@@ -43,9 +45,14 @@ def serve(args: argparse.Namespace) -> None:
 
 def detect_eval(args: argparse.Namespace) -> None:
     from charaid.detect_eval import format_table, score_folder
+    from charaid.errors import CharaidError
 
-    result = score_folder(args.folder, load_params(args.params)["detect_faces"])
+    if args.errors and args.errors.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise CharaidError(f"--errors {args.errors}: name a .png or .jpg picture")
+    result = score_folder(args.folder, load_params(args.params)["detect_faces"], args.errors)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
+    if args.errors:
+        print(f"missed faces and false detections: {args.errors}", file=sys.stderr)
 
 
 def export_crops(args: argparse.Namespace) -> None:
@@ -56,8 +63,6 @@ def export_crops(args: argparse.Namespace) -> None:
 
 
 def label(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
     from charaid.labelhelp import suggest
 
     model = Path(args.model) if args.model else None
@@ -154,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("folder", help="pictures with a YOLO box file (<picture>.txt) beside each")
     d.add_argument("--params", default="params.yaml", help="detector settings (detect_faces)")
     d.add_argument("--json", action="store_true", help="print the scores as JSON")
+    d.add_argument(
+        "--errors",
+        type=Path,
+        metavar="PNG",
+        help="also draw the missed faces and false detections (IoU 0.5) in a picture",
+    )
     d.set_defaults(func=detect_eval)
 
     e = sub.add_parser("export-crops", help="write detect_faces' crops out as pictures to sort")

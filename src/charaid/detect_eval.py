@@ -91,12 +91,17 @@ def _box(row: dict) -> Box:
 
 
 def score_pipeline(
-    frames_dir: Path, faces_dir: Path, truth_dir: Path, lighting: dict | None = None
+    frames_dir: Path,
+    faces_dir: Path,
+    truth_dir: Path,
+    lighting: dict | None = None,
+    sheet: Path | None = None,
 ) -> dict:
     """Score detect_faces' boxes on the frames extract_frames kept, for videos with a truth CSV.
 
     A kept frame with no truth row has no faces (its detections are false positives). With
     `lighting` ({(video, frame): condition}), results are also given per lighting condition.
+    With `sheet`, a picture of the misses and false detections is written there.
     """
     from charaid.frames import read_index
     from charaid.labels import read_truth
@@ -118,9 +123,29 @@ def score_pipeline(
             groups = {"video": row["video"]}
             if lighting is not None and key in lighting:
                 groups["lighting"] = lighting[key]
-            yield groups, found.get(key, []), [_box(t) for t in truth.get(key, [])]
+            truths = [_box(t) for t in truth.get(key, [])]
+            yield frames_dir / row["path"], groups, found.get(key, []), truths
 
-    return score(frames())
+    return _score_and_show(frames(), sheet)
+
+
+def _score_and_show(frames: Iterable[tuple], sheet: Path | None) -> dict:
+    """`score` of (picture, groups, detections, truths) per frame, and the error sheet."""
+    cases = []
+
+    def scored():
+        for picture, groups, preds, truths in frames:
+            cases.append((picture, preds, truths))
+            yield groups, preds, truths
+
+    result = score(scored())
+    if sheet is not None:
+        from charaid.atomic import write_bytes
+        from charaid.media import encode_image
+        from charaid.visualize import error_sheet
+
+        write_bytes(sheet, encode_image(sheet, error_sheet(cases, IOUS[0])))
+    return result
 
 
 def demo_lighting(make_demo: dict) -> dict[tuple[str, str], str]:
@@ -211,9 +236,10 @@ def _size(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def score_folder(folder: str | Path, params: dict) -> dict:
+def score_folder(folder: str | Path, params: dict, sheet: Path | None = None) -> dict:
     """Detect faces (detect_faces params: backend, preprocessing, workers) in a YOLO-annotated
-    folder and score them, overall and per sub-folder."""
+    folder and score them, overall and per sub-folder; with `sheet`, a picture of the misses
+    and false detections is written there."""
     from charaid.faces import find_faces
 
     folder = Path(folder)
@@ -231,9 +257,9 @@ def score_folder(folder: str | Path, params: dict) -> dict:
             truths = read_yolo(boxes, *size) if boxes else []
             group = picture.parent.relative_to(folder).as_posix()
             preds = [det.box for det, _, _ in faces]
-            yield {"folder": folder.name if group == "." else group}, preds, truths
+            yield picture, {"folder": folder.name if group == "." else group}, preds, truths
 
-    result = score(frames())
+    result = _score_and_show(frames(), sheet)
     result["seconds_per_picture"] = round(seconds / max(1, len(pairs)), 4)
     result["backend"] = params["backend"]
     return result

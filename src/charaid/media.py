@@ -115,11 +115,19 @@ def read_image(path: str | Path) -> np.ndarray | None:
     return image
 
 
-def write_image(path: str | Path, image: np.ndarray, quality: int = 95) -> None:
-    """Encode by extension and write (no atomicity: callers write into a temp folder)."""
+def encode_image(path: str | Path, image: np.ndarray, quality: int = 95) -> bytes:
+    """The file bytes of `image` in the format `path`'s extension names."""
     path = Path(path)
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if path.suffix.lower() in {".jpg", ".jpeg"} else []
-    ok, buf = cv2.imencode(path.suffix, image, params)
+    try:
+        ok, buf = cv2.imencode(path.suffix, image, params)
+    except cv2.error:  # no encoder for this extension
+        ok = False
     if not ok:
         raise CharaidError(f"{path}: could not encode image")
-    buf.tofile(str(path))
+    return buf.tobytes()
+
+
+def write_image(path: str | Path, image: np.ndarray, quality: int = 95) -> None:
+    """Encode by extension and write (no atomicity: callers write into a temp folder)."""
+    Path(path).write_bytes(encode_image(path, image, quality))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import colorsys
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from charaid.boxes import Box
+from charaid.boxes import Box, match, square_crop
+from charaid.media import read_image
 
 UNKNOWN = "unknown"
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -75,8 +77,13 @@ def draw_faces(
     return out
 
 
-def contact_sheet(groups: dict[str, Sequence[np.ndarray]], per_row: int = 16) -> np.ndarray:
-    """One row per class: its name, count, and up to `per_row` crops."""
+def contact_sheet(
+    groups: dict[str, Sequence[np.ndarray]],
+    per_row: int = 16,
+    captions: dict[str, str] | None = None,
+) -> np.ndarray:
+    """One row per class: its name, a caption (default: the crop count), and up to `per_row`
+    crops."""
     if not groups:
         return np.full((40, 200, 3), 255, np.uint8)
     side = (
@@ -90,11 +97,11 @@ def contact_sheet(groups: dict[str, Sequence[np.ndarray]], per_row: int = 16) ->
     )
     for r, (name, images) in enumerate(groups.items()):
         y = 8 + r * (side + 8)
-        cv2.putText(sheet, name, (6, y + side // 2), _FONT, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(sheet, name, (14, y + side // 2), _FONT, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
         cv2.putText(
             sheet,
-            f"{len(images)} crops",
-            (6, y + side // 2 + 20),
+            (captions or {}).get(name, f"{len(images)} crops"),
+            (14, y + side // 2 + 20),
             _FONT,
             0.45,
             (90, 90, 90),
@@ -106,3 +113,50 @@ def contact_sheet(groups: dict[str, Sequence[np.ndarray]], per_row: int = 16) ->
             x = label_w + c * (side + 4)
             sheet[y : y + side, x : x + side] = cv2.resize(img, (side, side))
     return sheet
+
+
+TRUTH_COLOR, DETECTION_COLOR = (60, 190, 60), (40, 40, 230)  # BGR: green, red
+
+
+def _in_context(image: np.ndarray, box: Box, truths, preds, side: int) -> np.ndarray:
+    """A square of twice `box`'s side around it, with every truth and detection box drawn."""
+    crop, (x0, y0, s, _) = square_crop(image, box, 0.5, side)
+    k = side / s
+    for boxes, color in ((truths, TRUTH_COLOR), (preds, DETECTION_COLOR)):
+        for x, y, w, h in boxes:
+            p0 = (int((x - x0) * k), int((y - y0) * k))
+            p1 = (int((x + w - x0) * k), int((y + h - y0) * k))
+            cv2.rectangle(crop, p0, p1, color, 2)
+    return crop
+
+
+def error_sheet(
+    frames: Iterable[tuple[Path, Sequence[Box], Sequence[Box]]],
+    min_iou: float,
+    per_row: int = 12,
+    side: int = 96,
+) -> np.ndarray:
+    """Where a face detector fails, to look at rather than count: a row of missed faces and a
+    row of false detections, each in its frame's context with the truth boxes (green) and the
+    detections (red) drawn. `frames` gives (picture, detections, truths); a face is found
+    when a detection overlaps it by `min_iou` (as in the scores). Rows show the first
+    `per_row` cases in frame order, and count them all."""
+    missed: list[np.ndarray] = []
+    false: list[np.ndarray] = []
+    n_missed = n_false = 0
+    for path, preds, truths in frames:
+        pairs = match(preds, truths, min_iou)
+        found, true = {j for _, j in pairs}, {i for i, _ in pairs}
+        lost = [t for j, t in enumerate(truths) if j not in found]
+        extra = [p for i, p in enumerate(preds) if i not in true]
+        n_missed, n_false = n_missed + len(lost), n_false + len(extra)
+        lost, extra = lost[: per_row - len(missed)], extra[: per_row - len(false)]
+        if not lost and not extra:
+            continue  # only frames with a case still to show are decoded
+        image = read_image(path)
+        if image is None:
+            continue
+        missed += [_in_context(image, b, truths, preds, side) for b in lost]
+        false += [_in_context(image, b, truths, preds, side) for b in extra]
+    captions = {"missed faces": f"{n_missed} in all", "false detections": f"{n_false} in all"}
+    return contact_sheet({"missed faces": missed, "false detections": false}, per_row, captions)
