@@ -13,7 +13,14 @@ from charaid.cli import main
 from charaid.demo.cast import named_cast
 from charaid.demo.draw import Pose, draw_character
 from charaid.detect import Detection, fuse, make_detector
-from charaid.detect_eval import Tally, read_yolo, score_folder, yolo_box
+from charaid.detect_eval import (
+    Tally,
+    pr_curve,
+    read_yolo,
+    recall_at_precision,
+    score_folder,
+    yolo_box,
+)
 from tests.conftest import CASCADE, ROOT, SAKURASOU, need_shared
 from tests.real_frames import ANNOTATIONS, annotated_sakurasou
 
@@ -55,6 +62,24 @@ def test_match_is_one_to_one_best_iou_first():
     s = tally.summary()
     assert (s["faces"], s["detections"]) == (2, 3)
     assert s["recall_iou50"] == 0.5 and s["precision_iou50"] == pytest.approx(1 / 3, abs=1e-4)
+
+
+def test_pr_curve_by_score_threshold_on_hand_made_boxes():
+    face_a, face_b = (0, 0, 10, 10), (50, 0, 10, 10)
+    frames = [
+        # frame 1: a hit at 0.9, a false box at 0.8, a duplicate of face_a at 0.3
+        ([(1, 0, 10, 10), (100, 100, 10, 10), (0, 1, 10, 10)], [0.9, 0.8, 0.3], [face_a]),
+        # frame 2: face_b found at 0.5; a face nobody found
+        ([face_b], [0.5], [face_b, (80, 80, 10, 10)]),
+    ]
+    curve = pr_curve(frames)
+    assert [r["score"] for r in curve] == [0.9, 0.8, 0.5, 0.3]  # best first
+    assert [r["recall"] for r in curve] == [pytest.approx(v) for v in (1 / 3, 1 / 3, 2 / 3, 2 / 3)]
+    assert [r["precision"] for r in curve] == [pytest.approx(v) for v in (1, 1 / 2, 2 / 3, 1 / 2)]
+    # the duplicate only counts as false once the better box has taken face_a
+    assert recall_at_precision(curve, 0.95) == {"recall": 0.3333, "min_score": 0.9}
+    assert recall_at_precision(curve, 0.6) == {"recall": 0.6667, "min_score": 0.5}
+    assert recall_at_precision(pr_curve([([face_b], [0.7], [face_a])]), 0.5)["recall"] is None
 
 
 def test_yolo_box_becomes_a_square_of_the_same_area(tmp_path):
@@ -119,13 +144,19 @@ def test_detect_eval_cli_table_and_json(tmp_path, capsys):
     main(["detect-eval", str(tmp_path / "set"), "--params", str(tmp_path / "params.yaml")])
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:4] == ["folder", "faces", "found", "R@0.5"]
-    assert out[-1].split()[:4] == ["all", "6", "5", "0.667"]
+    assert out[-2].split()[:4] == ["all", "6", "5", "0.667"]
+    assert out[-1].startswith("at precision >= 0.95") or out[-1].startswith("no score threshold")
 
 
 def test_detect_eval_draws_its_misses_and_false_detections(tmp_path):
     annotated_set(tmp_path / "set")
-    sheet = tmp_path / "errors.png"
-    score_folder(tmp_path / "set", params(), sheet)
+    sheet, curve = tmp_path / "errors.png", tmp_path / "pr.csv"
+    result = score_folder(tmp_path / "set", params(), sheet, curve)
+    rows = curve.read_text().splitlines()
+    assert rows[0] == "score,recall,precision"
+    last = [float(v) for v in rows[-1].split(",")]  # every detection kept: the scores above
+    assert last[1:] == [pytest.approx(4 / 6, abs=1e-4), pytest.approx(4 / 5, abs=1e-4)]
+    assert set(result["at_precision95"]) == {"recall", "min_score"}
     picture = cv2.imread(str(sheet))
     cells = [
         picture[8 + r * 104 : 104 + r * 104, 180 + c * 100 : 276 + c * 100]

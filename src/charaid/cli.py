@@ -49,10 +49,13 @@ def detect_eval(args: argparse.Namespace) -> None:
 
     if args.errors and args.errors.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise CharaidError(f"--errors {args.errors}: name a .png or .jpg picture")
-    result = score_folder(args.folder, load_params(args.params)["detect_faces"], args.errors)
+    params = load_params(args.params)["detect_faces"]
+    result = score_folder(args.folder, params, args.errors, args.curve)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     if args.errors:
         print(f"missed faces and false detections: {args.errors}", file=sys.stderr)
+    if args.curve:
+        print(f"precision-recall curve over detection scores: {args.curve}", file=sys.stderr)
 
 
 def export_crops(args: argparse.Namespace) -> None:
@@ -164,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="PNG",
         help="also draw the missed faces and false detections (IoU 0.5) in a picture",
+    )
+    d.add_argument(
+        "--curve",
+        type=Path,
+        metavar="CSV",
+        help="also write precision and recall (IoU 0.5) at every detection score threshold",
     )
     d.set_defaults(func=detect_eval)
 

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from charaid.boxes import Box, match
+from charaid.boxes import Box, iou, match
 from charaid.errors import CharaidError
 from charaid.media import IMAGE_EXTS, list_media
 
@@ -83,6 +83,56 @@ def score(frames: Iterable[tuple[dict[str, str], Sequence[Box], Sequence[Box]]])
     return result
 
 
+def pr_curve(
+    frames: Iterable[tuple[Sequence[Box], Sequence[float], Sequence[Box]]], min_iou: float = 0.5
+) -> list[dict]:
+    """Recall and precision if only detections scoring `score` or more were kept: one row per
+    distinct score, best first. `frames` gives (detections, their scores, truths). As usual for
+    a PR curve, each frame's detections are matched best score first, each to the free truth
+    face it overlaps most (the scores above match best IoU first: figures can differ slightly).
+    """
+    marks: list[tuple[float, bool]] = []
+    faces = 0
+    for preds, scores, truths in frames:
+        faces += len(truths)
+        free = list(range(len(truths)))
+        for i in sorted(range(len(preds)), key=lambda i: -scores[i]):
+            best = max(free, key=lambda j: iou(preds[i], truths[j]), default=None)
+            hit = best is not None and iou(preds[i], truths[best]) >= min_iou
+            if hit:
+                free.remove(best)
+            marks.append((float(scores[i]), hit))
+    marks.sort(key=lambda m: -m[0])
+    rows, hits = [], 0
+    for k, (score_, hit) in enumerate(marks, 1):
+        hits += hit
+        if k == len(marks) or marks[k][0] != score_:
+            recall = hits / faces if faces else 0.0
+            rows.append({"score": score_, "recall": recall, "precision": hits / k})
+    return rows
+
+
+def recall_at_precision(curve: list[dict], precision: float) -> dict:
+    """The most recall any score threshold keeps at `precision` or better, and that threshold
+    (None for both when none does)."""
+    ok = [row for row in curve if row["precision"] >= precision]
+    if not ok:
+        return {"recall": None, "min_score": None}
+    best = max(ok, key=lambda row: (row["recall"], row["score"]))
+    return {"recall": round(best["recall"], 4), "min_score": round(best["score"], 4)}
+
+
+def write_curve(path: Path, curve: list[dict], points: int = 200) -> None:
+    """The curve as CSV (score, recall, precision), thinned to about `points` rows."""
+    from charaid.atomic import write_text
+
+    step = max(1, len(curve) // points)
+    rows = curve[::step] + ([curve[-1]] if curve and (len(curve) - 1) % step else [])
+    lines = ["score,recall,precision"]
+    lines += [f"{r['score']:.4f},{r['recall']:.4f},{r['precision']:.4f}" for r in rows]
+    write_text(path, "\n".join(lines) + "\n")
+
+
 # ----------------------------------------------------------------------------- the pipeline
 
 
@@ -96,12 +146,14 @@ def score_pipeline(
     truth_dir: Path,
     lighting: dict | None = None,
     sheet: Path | None = None,
+    curve: Path | None = None,
 ) -> dict:
     """Score detect_faces' boxes on the frames extract_frames kept, for videos with a truth CSV.
 
     A kept frame with no truth row has no faces (its detections are false positives). With
     `lighting` ({(video, frame): condition}), results are also given per lighting condition.
-    With `sheet`, a picture of the misses and false detections is written there.
+    With `sheet`, a picture of the misses and false detections is written there; with
+    `curve`, the precision-recall curve over detection scores (CSV).
     """
     from charaid.frames import read_index
     from charaid.labels import read_truth
@@ -111,9 +163,11 @@ def score_pipeline(
             raise CharaidError(f"{index}: missing; run extract_frames and detect_faces first")
     truth = read_truth(truth_dir)
     videos = {p.stem for p in truth_dir.glob("*.csv")}
-    found: dict[tuple[str, str], list[Box]] = {}
+    found: dict[tuple[str, str], list[tuple[Box, float]]] = {}
     for row in read_index(faces_dir / "index.csv"):
-        found.setdefault((row["video"], str(row["frame"])), []).append(_box(row))
+        found.setdefault((row["video"], str(row["frame"])), []).append(
+            (_box(row), float(row["score"]))
+        )
 
     def frames():
         for row in read_index(frames_dir / "index.csv"):
@@ -126,25 +180,32 @@ def score_pipeline(
             truths = [_box(t) for t in truth.get(key, [])]
             yield frames_dir / row["path"], groups, found.get(key, []), truths
 
-    return _score_and_show(frames(), sheet)
+    return _score_and_show(frames(), sheet, curve)
 
 
-def _score_and_show(frames: Iterable[tuple], sheet: Path | None) -> dict:
-    """`score` of (picture, groups, detections, truths) per frame, and the error sheet."""
+def _score_and_show(frames: Iterable[tuple], sheet: Path | None, curve: Path | None) -> dict:
+    """`score` of (picture, groups, [(box, score)], truths) per frame, the recall kept at
+    precision 0.95 by a score threshold, and the error sheet and PR curve files if asked."""
     cases = []
 
     def scored():
-        for picture, groups, preds, truths in frames:
-            cases.append((picture, preds, truths))
+        for picture, groups, found, truths in frames:
+            preds = [box for box, _ in found]
+            cases.append((picture, preds, [score_ for _, score_ in found], truths))
             yield groups, preds, truths
 
     result = score(scored())
+    pr = pr_curve((preds, scores, truths) for _, preds, scores, truths in cases)
+    result["at_precision95"] = recall_at_precision(pr, 0.95)
+    if curve is not None:
+        write_curve(curve, pr)
     if sheet is not None:
         from charaid.atomic import write_bytes
         from charaid.media import encode_image
         from charaid.visualize import error_sheet
 
-        write_bytes(sheet, encode_image(sheet, error_sheet(cases, IOUS[0])))
+        failures = ((picture, preds, truths) for picture, preds, _, truths in cases)
+        write_bytes(sheet, encode_image(sheet, error_sheet(failures, IOUS[0])))
     return result
 
 
@@ -236,10 +297,12 @@ def _size(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def score_folder(folder: str | Path, params: dict, sheet: Path | None = None) -> dict:
+def score_folder(
+    folder: str | Path, params: dict, sheet: Path | None = None, curve: Path | None = None
+) -> dict:
     """Detect faces (detect_faces params: backend, preprocessing, workers) in a YOLO-annotated
     folder and score them, overall and per sub-folder; with `sheet`, a picture of the misses
-    and false detections is written there."""
+    and false detections is written there, with `curve` the precision-recall curve (CSV)."""
     from charaid.faces import find_faces
 
     folder = Path(folder)
@@ -256,10 +319,10 @@ def score_folder(folder: str | Path, params: dict, sheet: Path | None = None) ->
                 continue
             truths = read_yolo(boxes, *size) if boxes else []
             group = picture.parent.relative_to(folder).as_posix()
-            preds = [det.box for det, _, _ in faces]
-            yield picture, {"folder": folder.name if group == "." else group}, preds, truths
+            scored = [(det.box, det.score) for det, _, _ in faces]
+            yield picture, {"folder": folder.name if group == "." else group}, scored, truths
 
-    result = _score_and_show(frames(), sheet)
+    result = _score_and_show(frames(), sheet, curve)
     result["seconds_per_picture"] = round(seconds / max(1, len(pairs)), 4)
     result["backend"] = params["backend"]
     return result
@@ -280,4 +343,12 @@ def format_table(result: dict, kind: str = "folder") -> str:
     lines = [f"{kind:<{width}}" + "".join(f"{h:>8}" for h, _, _ in cols)]
     for name, s in rows:
         lines.append(f"{name:<{width}}" + "".join(f"{s[k]:>8{f}}" for _, k, f in cols))
+    best = result.get("at_precision95")
+    if best is not None:
+        lines.append(
+            "no score threshold reaches precision 0.95 at IoU 0.5"
+            if best["recall"] is None
+            else f"at precision >= 0.95 (IoU 0.5): recall {best['recall']:.3f}, "
+            f"keeping detections that score >= {best['min_score']:g}"
+        )
     return "\n".join(lines)
