@@ -12,7 +12,7 @@ from charaid.boxes import match
 from charaid.cli import main
 from charaid.demo.cast import named_cast
 from charaid.demo.draw import Pose, draw_character
-from charaid.detect import Detection, fuse, make_detector
+from charaid.detect import Detection, drop_nested, fuse, make_detector
 from charaid.detect_eval import (
     Tally,
     pr_curve,
@@ -51,6 +51,16 @@ def test_fuse_merges_one_face_and_keeps_apart_the_others():
         ("animeface", Detection((0, 0, 10, 10), 0.9)),
     ]
     assert fuse(passes, 0.4, backends=1) == [Detection((0.0, 0.0, 10.0, 10.0), 0.9)]
+
+
+def test_a_box_inside_a_much_larger_one_is_dropped_as_part_of_that_face():
+    face = Detection((100, 100, 100, 100), 0.9)
+    eyes = Detection((120, 130, 50, 50), 0.95)  # wholly inside, half the side: a part
+    beside = Detection((210, 100, 40, 40), 0.8)  # a small face next to it
+    edge = Detection((180, 120, 40, 40), 0.8)  # half outside: a face of its own
+    near = Detection((110, 110, 80, 80), 0.7)  # inside but of similar size: for merge_iou
+    kept = drop_nested([face, eyes, beside, edge, near])
+    assert kept == [face, beside, edge, near]
 
 
 def test_match_is_one_to_one_best_iou_first():

@@ -23,6 +23,17 @@ def iou(a: Box, b: Box) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+def covered(a: Box, b: Box) -> float:
+    """The share of `a`'s area that lies inside `b` (0 for an empty `a`)."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = min(ax + aw, bx + bw) - max(ax, bx)
+    ih = min(ay + ah, by + bh) - max(ay, by)
+    if iw <= 0 or ih <= 0 or aw * ah <= 0:
+        return 0.0
+    return float(iw * ih / (aw * ah))
+
+
 def match(preds: Sequence[Box], truths: Sequence[Box], min_iou: float) -> list[tuple[int, int]]:
     """Greedy one-to-one matching, highest IoU first; pairs (pred index, truth index)."""
     pairs = []

@@ -9,7 +9,8 @@ animeface's ~0.98.
 `make_detector` builds what the stages run (`FaceDetector`): the frame is prepared for each
 backend (CLAHE on the luminance of dark frames; for animeface also an unsharp mask), given a
 border so that faces cut by the frame edge fit a window, searched by one backend or both
-(`ensemble`), optionally once more at a second scale, and the boxes of one face are fused.
+(`ensemble`), optionally once more at a second scale, and the boxes of one face are fused; a box
+inside a much larger one (a part of that face) is dropped.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from charaid.boxes import Box, iou, rescale
+from charaid.boxes import Box, covered, iou, rescale
 from charaid.errors import CharaidError
 
 BOX_SCALE = {"lbp": 1.35, "animeface": 0.98}
@@ -274,6 +275,21 @@ def fuse(found: Sequence[tuple[str, Detection]], min_iou: float, backends: int) 
     return fused
 
 
+def drop_nested(
+    found: Sequence[Detection], cover: float = 0.8, ratio: float = 1.5
+) -> list[Detection]:
+    """Drop each box that lies mostly (`cover` of its area) inside a box `ratio` times its side
+    or more: it is a part of that face, not a face. animeface takes the eyes of a face with
+    glasses or closed eyes for a small face of their own, and a second search scale then finds
+    the whole face too; boxes so different in size never reach `merge_iou` (a box of half the
+    side inside another has an IoU of 0.25)."""
+    return [
+        d
+        for d in found
+        if not any(o.box[2] >= ratio * d.box[2] and covered(d.box, o.box) >= cover for o in found)
+    ]
+
+
 class FaceDetector:
     """What the stages run: prepare the frame, search it with each backend at each scale, fuse."""
 
@@ -314,8 +330,8 @@ class FaceDetector:
                     resized = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=interp)
                 found += [(backend.name, d) for d in self._search(backend, resized, scale)]
         if len(self.scales) == 1 and len(self.backends) == 1:
-            return [d for _, d in found]
-        return fuse(found, self.merge_iou, len(self.backends))
+            return drop_nested([d for _, d in found])
+        return drop_nested(fuse(found, self.merge_iou, len(self.backends)))
 
 
 def make_detector(params: dict) -> FaceDetector:
