@@ -146,9 +146,9 @@ def error_sheet(
     n_missed = n_false = 0
     for path, preds, truths in frames:
         pairs = match(preds, truths, min_iou)
-        found, true = {j for _, j in pairs}, {i for i, _ in pairs}
+        found, hits = {j for _, j in pairs}, {i for i, _ in pairs}
         lost = [t for j, t in enumerate(truths) if j not in found]
-        extra = [p for i, p in enumerate(preds) if i not in true]
+        extra = [p for i, p in enumerate(preds) if i not in hits]
         n_missed, n_false = n_missed + len(lost), n_false + len(extra)
         lost, extra = lost[: per_row - len(missed)], extra[: per_row - len(false)]
         if not lost and not extra:
