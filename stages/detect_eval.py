@@ -10,12 +10,10 @@ either way.
 
 from pathlib import Path
 
-from charaid.atomic import write_bytes, write_json
+from charaid.atomic import write_json
 from charaid.config import load_params
-from charaid.detect_eval import demo_lighting, score_pipeline, write_curve
-from charaid.media import encode_image
+from charaid.detect_eval import demo_lighting, score_pipeline, write_curve, write_error_sheet
 from charaid.stage import run
-from charaid.visualize import error_sheet
 
 DEMO_TRUTH = Path("data/demo/truth")  # where make_demo writes its ground truth
 SHEET = Path("metrics/detect_errors.png")
@@ -27,7 +25,7 @@ def main() -> None:
     truth = Path(p["label"]["path"])
     if p["label"]["from"] != "truth":
         write_json("metrics/detect.json", {"ground_truth": False})
-        write_bytes(SHEET, encode_image(SHEET, error_sheet([], 0.5)))
+        write_error_sheet(SHEET, [])
         write_curve(CURVE, [])
         print("detect_eval: no ground truth (label.from is not 'truth'); nothing scored")
         return

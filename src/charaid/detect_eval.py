@@ -200,13 +200,20 @@ def _score_and_show(frames: Iterable[tuple], sheet: Path | None, curve: Path | N
     if curve is not None:
         write_curve(curve, pr)
     if sheet is not None:
-        from charaid.atomic import write_bytes
-        from charaid.media import encode_image
-        from charaid.visualize import error_sheet
-
-        failures = ((picture, preds, truths) for picture, preds, _, truths in cases)
-        write_bytes(sheet, encode_image(sheet, error_sheet(failures, IOUS[0])))
+        write_error_sheet(sheet, ((picture, preds, truths) for picture, preds, _, truths in cases))
     return result
+
+
+def write_error_sheet(
+    path: Path, frames: Iterable[tuple[Path, Sequence[Box], Sequence[Box]]]
+) -> None:
+    """`charaid.visualize.error_sheet` of (picture, detections, truths) at IoU 0.5, written as
+    the picture `path` names."""
+    from charaid.atomic import write_bytes
+    from charaid.media import encode_image
+    from charaid.visualize import error_sheet
+
+    write_bytes(path, encode_image(path, error_sheet(frames, IOUS[0])))
 
 
 def demo_lighting(make_demo: dict) -> dict[tuple[str, str], str]:
