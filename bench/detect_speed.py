@@ -4,7 +4,9 @@ Rows, each the median of interleaved rounds (every round runs every row once, so
 the same machine load):
 
 - `raw 1 thread`: the bare detector call per frame, one thread, frames already decoded
-  (`cv2.CascadeClassifier.detectMultiScale` on the equalised grey frame; `animeface.detect`);
+  (`cv2.CascadeClassifier.detectMultiScale` on the equalised grey frame; `animeface.detect`;
+  `LearnedDetector.detect`, with params.yaml's `detect_faces.detector` weights, or untrained
+  weights of the shipped architecture when there are none: the time is the same);
 - `stage, same work`: `detect_faces`' code path (`charaid.faces.find_faces`: process pool,
   JPEG decoding, crops) with the preprocessing switched off, i.e. the raw row's work on
   `workers` processes: its ratio to the raw row is the parallel speed-up (bar: >= 1.8x on 2
@@ -21,6 +23,7 @@ the same machine load):
 Run from the repository root (renders a one-episode demo into a temporary folder first):
 
     python bench/detect_speed.py                      # 64 frames, 3 rounds, every backend
+    python bench/detect_speed.py --backends learned,animeface   # the learned detector's bar
     python bench/detect_speed.py --frames 32 --rounds 5 --backends animeface
     python bench/detect_speed.py --video ../shared/data/videos/sakurasou-1080p.mp4   # decode only
 """
@@ -54,7 +57,7 @@ OFF = {
     "reject_text": False,
     "pad": 0.0,
 }
-BAR_STAGE, BAR_DECODE = 1.8, 0.9
+BAR_STAGE, BAR_DECODE, BAR_LEARNED = 1.8, 0.9, 20.0
 DECODE_BASE = "decode: bare VideoCapture.read loop"
 DECODE_ROUNDS = 10  # decode rounds per detection round
 
@@ -102,6 +105,43 @@ def raw_animeface() -> Callable[[list], None]:
     return run
 
 
+def raw_learned(folder: str) -> Callable[[list], None]:
+    """charaid's own CNN (`LearnedDetector.detect`: resize, network, decoding), one thread."""
+    import threadpoolctl
+
+    from charaid import fastops
+    from charaid.detector.backend import LearnedDetector
+
+    detector = LearnedDetector(folder, 0.3, 8)
+
+    def run(images: list) -> None:
+        fastops.set_num_threads(1)
+        try:
+            with threadpoolctl.threadpool_limits(1, user_api="blas"):
+                for image in images:
+                    detector.detect(image)
+        finally:
+            fastops.set_num_threads(None)
+
+    return run
+
+
+def detector_folder(params: dict, tmp: Path) -> str:
+    """detect_faces.detector if it holds trained weights; else the shipped architecture with
+    untrained weights (the time per frame does not depend on the weights' values)."""
+    from charaid.config import load_params
+    from charaid.detector import backend
+    from charaid.detector.net import FaceNet
+
+    folder = Path(params["detector"])
+    if (folder / backend.WEIGHTS).is_file():
+        return str(folder)
+    p = load_params(ROOT / "params.yaml")["train_detector"]
+    print(f"note: no weights in {folder}: timing untrained weights", file=sys.stderr)
+    backend.save(FaceNet(tuple(p["widths"]), p["neck"]), tmp / "detector", p["input_size"])
+    return str(tmp / "detector")
+
+
 def one_thread(raws: list[Callable], images: list) -> None:
     """Run the raw detectors with OpenCV on one thread, as each stage worker runs."""
     threads = cv2.getNumThreads()
@@ -133,6 +173,8 @@ def detection_rows(backends: list[str], params: dict, paths: list[Path]) -> dict
     rows: dict[str, Callable] = {}
     for backend in backends:
         raws = []
+        if backend == "learned":
+            raws.append(raw_learned(params["detector"]))
         if backend in ("animeface", "ensemble"):
             raws.append(raw_animeface())
         if backend in ("lbp", "ensemble"):
@@ -200,7 +242,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=64, help="frames of the test episode")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--backends", default="animeface,lbp,ensemble")
+    parser.add_argument("--backends", default="learned,animeface,lbp,ensemble")
     parser.add_argument("--params", default=str(ROOT / "params.yaml"))
     parser.add_argument("--video", type=Path, help="only the decode rows, on this video")
     args = parser.parse_args()
@@ -213,8 +255,10 @@ def main() -> None:
     backends = args.backends.split(",")
     if not CASCADE.is_file():
         print(f"note: {CASCADE} absent: lbp and ensemble rows skipped", file=sys.stderr)
-        backends = [b for b in backends if b == "animeface"]
+        backends = [b for b in backends if b in ("learned", "animeface")]
     with tempfile.TemporaryDirectory() as tmp:
+        if "learned" in backends:
+            params = {**params, "detector": detector_folder(params, Path(tmp))}
         video, paths = make_inputs(Path(tmp), args.frames)
         print(
             f"{len(paths)} frames of 1280x720, {os.cpu_count()} cores, "
@@ -231,9 +275,16 @@ def main() -> None:
         return name.split(":")[0] + ": raw 1 thread"
 
     print(table(times, len(paths), base_of))
+    shipped = "{}: stage, params.yaml"
+    if {shipped.format("learned"), shipped.format("animeface")} <= set(times):
+        ratio = statistics.median(times[shipped.format("animeface")]) / statistics.median(
+            times[shipped.format("learned")]
+        )
+        print(f"learned vs animeface, stage with params.yaml: {ratio:.1f}x (bar: >= 10x)")
     print(
         f"bars: stage, same work >= {BAR_STAGE}x raw 1 thread; "
-        f"iter_video >= {BAR_DECODE}x the bare read loop"
+        f"iter_video >= {BAR_DECODE}x the bare read loop; learned stage >= {BAR_LEARNED:g} "
+        "frames/s"
     )
 
 

@@ -133,6 +133,7 @@ def _build(root: Path) -> DemoModel:
     # faces (the knn unknown check's reference) are not what the detector gives: 4 of 10 cast
     # faces came out unknown. These tests check naming, so they use the softmax threshold.
     params["predict"]["unknown_method"] = "softmax"
+    params["detect_faces"]["backend"] = "animeface"  # no detector training in this fixture
     params_path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     classes = yaml.safe_load((root / "models" / "model.json").read_text())["classes"]
     return DemoModel(root, root / "models", params_path, classes, sample_paths, sample_truth, video)

@@ -347,6 +347,35 @@ def _classes_renamed(project: Path) -> None:
     meta_path.write_text(json.dumps(meta))
 
 
+DETECT_EVAL = ("detect-eval", "data/scenes", "--params", "params.yaml")
+
+
+def yolo_scenes(project: Path, box_lines: str | None = None, classes: str | None = None) -> Path:
+    """data/scenes: one 64 x 48 picture with `box_lines` as its YOLO box file (and a
+    classes.txt), detect_faces.backend animeface: no detector weights needed."""
+    folder = project / "data" / "scenes"
+    folder.mkdir(parents=True)
+    if box_lines is not None:
+        cv2.imwrite(str(folder / "a.png"), picture(0, (64, 48)))
+        (folder / "a.txt").write_text(box_lines)
+    if classes is not None:
+        (folder / "classes.txt").write_text(classes)
+    write_params(project, detect_faces__backend="animeface")
+    return folder
+
+
+def _not_a_charaid_detector(project: Path) -> None:
+    """A good YOLO folder, and detect.yaml naming a detector folder of someone else's model."""
+    yolo_scenes(project, "0 0.5 0.5 0.4 0.5\n")
+    folder = project / "models" / "facedet"
+    folder.mkdir()
+    (folder / "detector.json").write_text('{"kind": "yolov8", "input_size": 640}')
+    (folder / "detector.npz").write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["detect_faces"].update(backend="learned", detector="models/facedet")
+    (project / "detect.yaml").write_text(yaml.safe_dump(params))
+
+
 CASES: dict[str, Case] = {
     # --- params.yaml
     "params_missing": Case("split", lambda p: drop(p, "params.yaml"), ("params.yaml",)),
@@ -460,6 +489,49 @@ CASES: dict[str, Case] = {
     ),
     "frame_file_damaged": Case(
         "detect_faces", lambda p: frames_index(p, b"\xff\xd8\xffjunk"), ("000000.jpg",)
+    ),
+    "onnx_model_not_onnx": Case(
+        "detect_faces",
+        lambda p: (
+            frames_index(p),
+            (p / "models" / "face.onnx").write_text("not a model\n"),
+            write_params(p, detect_faces__backend="onnx", detect_faces__onnx="models/face.onnx"),
+        ),
+        ("detect_faces.onnx", "models/face.onnx", "not an ONNX model"),
+    ),
+    # --- detect-eval: YOLO-annotated folders (every box file is checked before detecting)
+    "yolo_line_malformed": Case(
+        "cli",
+        lambda p: yolo_scenes(p, "0 0.5 0.5 0.4 0.5\n0 0.5 0.5 0.4\n"),
+        ("data/scenes/a.txt:2", "expected 'class cx cy w h'"),
+        argv=DETECT_EVAL,
+    ),
+    "yolo_box_in_pixels": Case(
+        "cli",
+        lambda p: yolo_scenes(p, "0 32 24 20 20\n"),
+        ("data/scenes/a.txt:1", "box outside the picture", "pixel coordinates"),
+        argv=DETECT_EVAL,
+    ),
+    "yolo_class_beyond_classes_txt": Case(
+        "cli",
+        lambda p: yolo_scenes(p, "2 0.5 0.5 0.4 0.5\n", classes="Mio\nYui\n"),
+        ("data/scenes/a.txt:1", "class 2", "classes.txt names 2"),
+        argv=DETECT_EVAL,
+    ),
+    "yolo_folder_without_pictures": Case(
+        "cli", lambda p: yolo_scenes(p), ("data/scenes", "no pictures found"), argv=DETECT_EVAL
+    ),
+    "yolo_folder_missing": Case(
+        "cli",
+        lambda p: write_params(p, detect_faces__backend="animeface"),
+        ("data/scenes", "no such folder"),
+        argv=DETECT_EVAL,
+    ),
+    "detector_not_charaid": Case(
+        "cli",
+        _not_a_charaid_detector,
+        ("models/facedet/detector.json", "not a charaid face detector"),
+        argv=("detect-eval", "data/scenes", "--params", "detect.yaml"),
     ),
     # --- label
     "labeled_folder_missing": Case(

@@ -36,7 +36,7 @@ def test_unknown_section_is_named(tmp_path, sample_params):
         ("train", "epochs", -3, "train.epochs must be an integer >= 1 (got -3)"),
         ("train", "epochs", True, "train.epochs must be an integer"),
         ("train", "fast", "yes", "train.fast must be true/false"),
-        ("detect_faces", "backend", "yolo", "must be one of animeface, lbp"),
+        ("detect_faces", "backend", "yolo", "must be one of learned, animeface, lbp"),
         ("detect_faces", "crop_size", 0, "detect_faces.crop_size must be an integer in [8, 512]"),
         ("train", "lr", "0.1", "train.lr must be a number"),
         ("train", "lr_decay", "cosine", "train.lr_decay must be one of none, linear"),

@@ -13,22 +13,17 @@ from charaid.cli import main
 from charaid.demo.cast import named_cast
 from charaid.demo.draw import Pose, draw_character
 from charaid.detect import Detection, drop_nested, fuse, make_detector
-from charaid.detect_eval import (
-    Tally,
-    pr_curve,
-    read_yolo,
-    recall_at_precision,
-    score_folder,
-    yolo_box,
-)
+from charaid.detect_eval import Tally, pr_curve, recall_at_precision, score_folder
+from charaid.yolo import read_yolo, yolo_box
 from tests.conftest import CASCADE, ROOT, SAKURASOU, need_shared
 from tests.real_frames import ANNOTATIONS, annotated_sakurasou
 
 
 def params(**extra) -> dict:
-    """The shipped detect_faces params, one worker (small sets: no process start-up)."""
+    """The shipped detect_faces params with a classical backend (no training needed), one
+    worker (small sets: no process start-up)."""
     p = yaml.safe_load((ROOT / "params.yaml").read_text())["detect_faces"]
-    return {**p, "cascade": str(CASCADE), "workers": 1, **extra}
+    return {**p, "backend": "animeface", "cascade": str(CASCADE), "workers": 1, **extra}
 
 
 # ----------------------------------------------------------------------------- boxes

@@ -27,6 +27,10 @@ TINY = {
         "height": 360,
         "other_show_episodes": 1,
     },
+    # the detector trains for seconds here, too little to find faces: detect_faces runs a
+    # classical backend (tests/test_detector.py runs the learned one on what it learned)
+    "train_detector": {"epochs": 2, "samples_per_epoch": 32, "val_pictures": 4},
+    "detect_faces": {"backend": "animeface"},
     "split": {"test_per_class": 0.25},
     "train": {"epochs": 2},
     "annotate_samples": {"count": 2},

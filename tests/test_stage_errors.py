@@ -42,7 +42,7 @@ def test_params_typo_names_the_key(tmp_path, sample_params):
 def test_wrong_type_names_key_and_allowed(tmp_path, sample_params):
     params_with(tmp_path, sample_params, detect_faces__backend="opencv")
     assert_one_line_error(
-        run_stage("detect_faces", tmp_path), "detect_faces.backend", "animeface, lbp"
+        run_stage("detect_faces", tmp_path), "detect_faces.backend", "learned, animeface, lbp"
     )
 
 

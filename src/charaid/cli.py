@@ -50,7 +50,13 @@ def detect_eval(args: argparse.Namespace) -> None:
     if args.errors and args.errors.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise CharaidError(f"--errors {args.errors}: name a .png or .jpg picture")
     params = load_params(args.params)["detect_faces"]
-    result = score_folder(args.folder, params, args.errors, args.curve)
+    result = score_folder(args.folder, params, args.errors, args.curve, args.fit_boxes)
+    if "box_fit" in result and not args.json:
+        fit = result["box_fit"]
+        print(
+            f"box fit on {fit['pairs']} matched faces (IoU 0.3): side x{fit['scale']:.3f}, "
+            f"centre moved ({fit['dx']:+.3f}, {fit['dy']:+.3f}) detector sides"
+        )
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     if args.errors:
         print(f"missed faces and false detections: {args.errors}", file=sys.stderr)
@@ -173,6 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="CSV",
         help="also write precision and recall (IoU 0.5) at every detection score threshold",
+    )
+    d.add_argument(
+        "--fit-boxes",
+        action="store_true",
+        help="first fit one scale and offset from the detector's boxes to the folder's own "
+        "(matched pairs at IoU 0.3), print it, and score with it: for sets that box whole heads",
     )
     d.set_defaults(func=detect_eval)
 

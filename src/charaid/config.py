@@ -23,8 +23,11 @@ class Field:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] | None = None
+    item: type | None = None  # a list's elements
 
     def describe(self) -> str:
+        if self.item is not None:
+            return f"a list of {_KIND_NAMES[self.item].split(' ', 1)[1]}s"
         if self.choices:
             return "one of " + ", ".join(self.choices)
         kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
@@ -36,7 +39,13 @@ class Field:
         return text
 
 
-_KIND_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true/false"}
+_KIND_NAMES = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    bool: "true/false",
+    list: "a list",
+}
 
 INT, NUM, STR, BOOL = int, (int, float), str, bool
 
@@ -60,7 +69,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "max_frames": Field(INT, 0),
     },
     "detect_faces": {
-        "backend": Field(STR, choices=("animeface", "lbp", "ensemble")),
+        "backend": Field(STR, choices=("learned", "animeface", "lbp", "ensemble", "onnx")),
+        "detector": Field(STR),
+        "detector_min_score": Field(NUM, 0.0, 1.0),
+        "onnx": Field(STR),
         "cascade": Field(STR),
         "scale_factor": Field(NUM, 1.01, 2.0),
         "min_neighbors": Field(INT, 0),
@@ -79,6 +91,26 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "margin": Field(NUM, 0.0, 1.0),
         "crop_size": Field(INT, 8, 512),
         "workers": Field(INT, 0, 256),
+    },
+    "train_detector": {
+        "scenes": Field(list, item=str),
+        "truth": Field(STR),
+        "holdout_videos": Field(list, item=str),
+        "crops": Field(STR),
+        "crop_face": Field(NUM, 0.05, 1.0),
+        "composites": Field(NUM, 0.0, 1.0),
+        "input_size": Field(INT, 128, 2048),
+        "patch": Field(INT, 64, 1024),
+        "widths": Field(list, item=int),
+        "neck": Field(INT, 4, 512),
+        "epochs": Field(INT, 1),
+        "samples_per_epoch": Field(INT, 0),
+        "batch_size": Field(INT, 1),
+        "lr": Field(NUM, 1e-7, 1.0),
+        "seed": Field(INT, 0),
+        "val_fraction": Field(NUM, 0.0, 0.9),
+        "val_pictures": Field(INT, 0),
+        "min_score": Field(NUM, 0.0, 1.0),
     },
     "label": {
         "from": Field(STR, choices=("truth", "folders")),
@@ -121,6 +153,8 @@ def _check_value(key: str, value: Any, field: Field) -> Any:
     kinds = field.kind if isinstance(field.kind, tuple) else (field.kind,)
     # bool is an int subclass in Python; `epochs: true` must still be refused.
     ok = isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
+    if ok and field.item is not None:
+        ok = all(type(v) is field.item for v in value)
     if not ok or (field.choices and value not in field.choices):
         raise CharaidError(f"params.yaml: {key} must be {field.describe()} (got {value!r})")
     if field.minimum is not None and value < field.minimum:

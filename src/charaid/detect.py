@@ -28,7 +28,7 @@ from charaid.boxes import Box, covered, iou, rescale
 from charaid.errors import CharaidError
 
 BOX_SCALE = {"lbp": 1.35, "animeface": 0.98}
-BACKENDS = ("animeface", "lbp", "ensemble")
+BACKENDS = ("learned", "animeface", "lbp", "ensemble", "onnx")
 
 # Keys that came with the preprocessing and the ensemble, at the values that turn them off: a
 # params dict written before them (older scripts and tests) keeps the old behaviour.
@@ -43,6 +43,9 @@ OPTIONAL = {
     "reject_text": False,
     "merge_iou": 0.4,
     "pad": 0.0,
+    "detector": "models/detector",
+    "detector_min_score": 0.3,
+    "onnx": "",
 }
 
 
@@ -290,12 +293,18 @@ def drop_nested(
     ]
 
 
+class Backend(Protocol):
+    name: str
+
+    def detect(self, image: np.ndarray, scale: float = 1.0) -> list[Detection]: ...
+
+
 class FaceDetector:
     """What the stages run: prepare the frame, search it with each backend at each scale, fuse."""
 
     def __init__(
         self,
-        backends: Sequence[tuple[AnimefaceDetector | LbpDetector, Enhance]],
+        backends: Sequence[tuple[Backend, Enhance]],
         extra_scale: float = 0.0,
         merge_iou: float = 0.4,
         pad: float = 0.0,
@@ -342,6 +351,20 @@ def make_detector(params: dict) -> FaceDetector:
         raise CharaidError(
             f"params.yaml: detect_faces.backend {backend!r}; allowed: {', '.join(BACKENDS)}"
         )
+    if backend == "learned":
+        from charaid.detector.backend import LearnedDetector
+
+        # the net learned jittered colours and whole pictures: no preprocessing, no border,
+        # one pass (it finds faces from ~4% of the picture's long side up)
+        learned = LearnedDetector(p["detector"], p["detector_min_score"], p["min_size"])
+        return FaceDetector([(learned, Enhance())], 0.0, p["merge_iou"], 0.0)
+    if backend == "onnx":
+        from charaid.detector.yolo_onnx import OnnxDetector
+
+        # a YOLO export letterboxes the whole frame itself: no preprocessing, no border, one
+        # pass; it keeps faces at detector_min_score, as the learned backend does
+        onnx = OnnxDetector(p["onnx"], p["detector_min_score"], p["min_size"])
+        return FaceDetector([(onnx, Enhance())], 0.0, p["merge_iou"], 0.0)
     members: list[tuple[AnimefaceDetector | LbpDetector, Enhance]] = []
     both = {  # the preprocessing every backend gets
         "white_balance": p["white_balance"],

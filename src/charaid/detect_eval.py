@@ -28,7 +28,7 @@ from pathlib import Path
 
 from charaid.boxes import Box, iou, match
 from charaid.errors import CharaidError
-from charaid.media import IMAGE_EXTS, list_media
+from charaid.yolo import read_folder
 
 IOUS = (0.5, 0.3)
 
@@ -147,11 +147,14 @@ def score_pipeline(
     lighting: dict | None = None,
     sheet: Path | None = None,
     curve: Path | None = None,
+    held_out: set[str] | None = None,
 ) -> dict:
     """Score detect_faces' boxes on the frames extract_frames kept, for videos with a truth CSV.
 
     A kept frame with no truth row has no faces (its detections are false positives). With
     `lighting` ({(video, frame): condition}), results are also given per lighting condition.
+    With `held_out` (the videos the learned detector never trained on), results are also
+    given for those and for the rest (`detector_training`: held_out / trained).
     With `sheet`, a picture of the misses and false detections is written there; with
     `curve`, the precision-recall curve over detection scores (CSV).
     """
@@ -177,6 +180,8 @@ def score_pipeline(
             groups = {"video": row["video"]}
             if lighting is not None and key in lighting:
                 groups["lighting"] = lighting[key]
+            if held_out is not None:
+                groups["detector_training"] = "held_out" if row["video"] in held_out else "trained"
             truths = [_box(t) for t in truth.get(key, [])]
             yield frames_dir / row["path"], groups, found.get(key, []), truths
 
@@ -230,108 +235,100 @@ def demo_lighting(make_demo: dict) -> dict[tuple[str, str], str]:
     return lighting
 
 
-# ----------------------------------------------------------------------------- YOLO folders
+@dataclass(frozen=True)
+class BoxFit:
+    """A detector's box -> a folder's box: side times `scale`, centre moved by (`dx`, `dy`)
+    detector sides. Sets box faces differently (whole heads, tight faces, brows to chin)."""
+
+    scale: float = 1.0
+    dx: float = 0.0
+    dy: float = 0.0
+    pairs: int = 0
+
+    def __call__(self, box: Box) -> Box:
+        x, y, w, h = box
+        cx, cy = x + w / 2 + self.dx * w, y + h / 2 + self.dy * h
+        w, h = w * self.scale, h * self.scale
+        return (cx - w / 2, cy - h / 2, w, h)
 
 
-def yolo_box(cx: float, cy: float, w: float, h: float, width: int, height: int) -> Box:
-    """A normalised YOLO box as a canonical square: same centre, same area."""
-    side = math.sqrt(w * width * h * height)
-    return (cx * width - side / 2, cy * height - side / 2, side, side)
-
-
-def read_yolo(path: Path, width: int, height: int) -> list[Box]:
-    """Face boxes of one YOLO box file, in pixels of a `width` x `height` picture."""
-    boxes = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        fields = line.split()
-        if not fields or fields[0].startswith("#"):
-            continue
-        try:
-            cx, cy, w, h = (float(v) for v in fields[1:5])
-            if len(fields) < 5 or w <= 0 or h <= 0:
-                raise ValueError
-        except ValueError:
-            raise CharaidError(
-                f"{path}:{number}: expected 'class cx cy w h' (normalised, w and h > 0)"
-            ) from None
-        boxes.append(yolo_box(cx, cy, w, h, width, height))
-    return boxes
-
-
-def box_file(picture: Path) -> Path | None:
-    """The YOLO box file of a picture: beside it, or in the `labels/` twin of `images/`."""
-    beside = picture.with_suffix(".txt")
-    if beside.is_file():
-        return beside
-    parts = list(picture.parts)
-    if "images" in parts:
-        i = len(parts) - 1 - parts[::-1].index("images")
-        twin = Path(*parts[:i], "labels", *parts[i + 1 :]).with_suffix(".txt")
-        if twin.is_file():
-            return twin
-    return None
-
-
-def yolo_pictures(folder: str | Path) -> list[tuple[Path, Path | None]]:
-    """(picture, box file or None) for every picture under `folder`; an error if none has one."""
-    folder = Path(folder)
-    pictures = list_media(folder, IMAGE_EXTS)
-    if not pictures:
-        raise CharaidError(f"{folder}: no pictures found (expected pictures with YOLO .txt files)")
-    pairs = [(p, box_file(p)) for p in pictures]
-    missing = sum(1 for _, b in pairs if b is None)
-    if missing == len(pairs):
-        raise CharaidError(
-            f"{folder}: none of the {len(pairs)} pictures has a YOLO box file "
-            "(<picture>.txt beside it, one line 'class cx cy w h' per face)"
-        )
-    if missing:
-        print(
-            f"warning: {missing} of {len(pairs)} pictures have no box file: scored as pictures "
-            "without faces (YOLO's convention)",
-            file=sys.stderr,
-        )
-    return pairs
-
-
-def _size(path: Path) -> tuple[int, int] | None:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except (OSError, UnidentifiedImageError):
-        return None
+def fit_boxes(
+    frames: Iterable[tuple[Sequence[Box], Sequence[Box]]], min_iou: float = 0.3
+) -> BoxFit:
+    """The scale and offset that best carry detections onto the truth boxes they match at
+    `min_iou` (least squares over the pairs of all frames of (detections, truths)); identity
+    when nothing matches."""
+    ratios, dxs, dys = [], [], []
+    for preds, truths in frames:
+        for i, j in match(preds, truths, min_iou):
+            (px, py, pw, ph), (tx, ty, tw, th) = preds[i], truths[j]
+            ratios.append(tw / pw)
+            dxs.append((tx + tw / 2 - px - pw / 2) / pw)
+            dys.append((ty + th / 2 - py - ph / 2) / ph)
+    if not ratios:
+        return BoxFit()
+    # sides multiply: fit the scale in log space, so one large face does not outweigh the rest
+    scale = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+    return BoxFit(scale, sum(dxs) / len(dxs), sum(dys) / len(dys), len(ratios))
 
 
 def score_folder(
-    folder: str | Path, params: dict, sheet: Path | None = None, curve: Path | None = None
+    folder: str | Path,
+    params: dict,
+    sheet: Path | None = None,
+    curve: Path | None = None,
+    fit: bool = False,
 ) -> dict:
     """Detect faces (detect_faces params: backend, preprocessing, workers) in a YOLO-annotated
     folder and score them, overall and per sub-folder; with `sheet`, a picture of the misses
-    and false detections is written there, with `curve` the precision-recall curve (CSV)."""
+    and false detections is written there, with `curve` the precision-recall curve (CSV); with
+    `fit`, detections are first carried onto the folder's box convention (`fit_boxes`).
+
+    Every box file is checked before any detection; a folder where no picture could be read
+    is an error, not a perfect score."""
     from charaid.faces import find_faces
 
     folder = Path(folder)
-    pairs = yolo_pictures(folder)
+    pictures = read_folder(folder)
+    readable = [(p, size, truths) for p, size, truths in pictures if size is not None]
+    for picture, size, _ in pictures:
+        if size is None:
+            print(f"warning: {picture}: not a readable picture, skipped", file=sys.stderr)
+    if not readable:
+        raise CharaidError(f"{folder}: none of the {len(pictures)} pictures could be read")
     start = time.perf_counter()
-    found = find_faces([str(p) for p, _ in pairs], params)
+    found = find_faces([str(p) for p, _, _ in readable], params)
     seconds = time.perf_counter() - start
+    detections = {
+        picture: [(det.box, det.score) for det, _, _ in found[str(picture)] or []]
+        for picture, _, _ in readable
+    }
+    box_fit = None
+    if fit:
+        box_fit = fit_boxes(([b for b, _ in detections[p]], truths) for p, _, truths in readable)
+        detections = {p: [(box_fit(b), s) for b, s in d] for p, d in detections.items()}
 
     def frames():
-        for picture, boxes in pairs:
-            faces, size = found[str(picture)], _size(picture)
-            if faces is None or size is None:
+        for picture, _, truths in readable:
+            if found[str(picture)] is None:
                 print(f"warning: {picture}: not a readable picture, skipped", file=sys.stderr)
                 continue
-            truths = read_yolo(boxes, *size) if boxes else []
             group = picture.parent.relative_to(folder).as_posix()
-            scored = [(det.box, det.score) for det, _, _ in faces]
-            yield picture, {"folder": folder.name if group == "." else group}, scored, truths
+            group = folder.name if group == "." else group
+            yield picture, {"folder": group}, detections[picture], truths
 
     result = _score_and_show(frames(), sheet, curve)
-    result["seconds_per_picture"] = round(seconds / max(1, len(pairs)), 4)
+    if result["frames"] == 0:
+        raise CharaidError(f"{folder}: no picture could be scored")
+    result["seconds_per_picture"] = round(seconds / len(readable), 4)
     result["backend"] = params["backend"]
+    if box_fit is not None:
+        result["box_fit"] = {
+            "scale": round(box_fit.scale, 4),
+            "dx": round(box_fit.dx, 4),
+            "dy": round(box_fit.dy, 4),
+            "pairs": box_fit.pairs,
+        }
     return result
 
 

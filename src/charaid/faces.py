@@ -47,6 +47,13 @@ Face = tuple[Detection, np.ndarray, tuple[int, int, int]]
 
 def _init_worker(params: dict) -> None:
     cv2.setNumThreads(1)
+    if params["backend"] == "learned":  # one core per worker: its kernels and BLAS alike
+        import threadpoolctl
+
+        from charaid import fastops
+
+        fastops.set_num_threads(1)
+        _worker["blas"] = threadpoolctl.threadpool_limits(1, user_api="blas")
     _worker["detector"] = make_detector(params)
     _worker["margin"] = params["margin"]
     _worker["size"] = params["crop_size"]

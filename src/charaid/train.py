@@ -32,8 +32,6 @@ from charaid.live import LiveLog
 from charaid.models import build_model, classes_for, resize_crops
 from charaid.openset import GALLERY, features_of, save_gallery
 
-LOG_FIELDS = ["epoch", "loss", "accuracy", "test_loss", "test_accuracy", "lr"]
-
 
 def to_input(images: np.ndarray) -> np.ndarray:
     """uint8 (N, H, W, 3) BGR -> float32 (N, 3, H, W) in [0, 1], contiguous for the convolutions."""
@@ -126,24 +124,22 @@ class EpochCsv(training.Extension):
     trigger = (1, "epoch")
     priority = training.PRIORITY_READER
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, columns: dict[str, str] | None = None) -> None:
         self.path = path
+        self.columns = columns or {  # CSV column: LogReport key
+            "epoch": "epoch",
+            "loss": "main/loss",
+            "accuracy": "main/accuracy",
+            "test_loss": "validation/main/loss",
+            "test_accuracy": "validation/main/accuracy",
+            "lr": "lr",
+        }
 
     def __call__(self, trainer: training.Trainer) -> None:
         log = trainer.get_extension("LogReport").log
-        rows = [
-            {
-                "epoch": e["epoch"],
-                "loss": e.get("main/loss"),
-                "accuracy": e.get("main/accuracy"),
-                "test_loss": e.get("validation/main/loss"),
-                "test_accuracy": e.get("validation/main/accuracy"),
-                "lr": e.get("lr"),
-            }
-            for e in log
-        ]
+        rows = [{col: e.get(key) for col, key in self.columns.items()} for e in log]
         with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+            writer = csv.DictWriter(f, fieldnames=list(self.columns))
             writer.writeheader()
             for row in rows:
                 writer.writerow({k: _rounded(k, v) for k, v in row.items()})

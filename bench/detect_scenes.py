@@ -1,0 +1,94 @@
+"""The learned detector on a public annotated set: train on its train split, score every backend
+on its val split, one table.
+
+`train_detector` runs with params.yaml's section, its `scenes` set to `<set>/images/train` and no
+ground-truth videos; then `charaid detect-eval`'s scoring (`score_folder`) runs on
+`<set>/images/val` once per backend, with params.yaml's detect_faces settings (the learned
+backend reading the weights just trained). Train splits fit, val splits only measure.
+
+    python bench/detect_scenes.py ../shared/data/scenes/icartoonface
+    python bench/detect_scenes.py ../shared/data/scenes/dexter --set epochs=8 --backends learned
+    python bench/detect_scenes.py SET --skip-train --out runs/icf   # score weights trained before
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from charaid.config import load_params, validate
+from charaid.detect_eval import score_folder
+from charaid.train_detector import train_detector
+
+ROOT = Path(__file__).resolve().parents[1]
+CASCADE = ROOT.parent / "shared" / "data" / "lbpcascade_animeface.xml"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("set", type=Path, help="a folder with images/{train,val} + labels/")
+    parser.add_argument("--out", type=Path, help="where the detector goes (default runs/<set>)")
+    parser.add_argument("--params", default=str(ROOT / "params.yaml"))
+    parser.add_argument(
+        "--set",
+        dest="changes",
+        action="append",
+        default=[],
+        metavar="KEY=V",
+        help="change a train_detector param (YAML value), e.g. epochs=12",
+    )
+    parser.add_argument("--backends", default="learned,animeface,lbp,ensemble")
+    parser.add_argument("--skip-train", action="store_true", help="score the weights in --out")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    out = args.out or ROOT / "runs" / args.set.name
+    train = {
+        **params["train_detector"],
+        "scenes": [str(args.set / "images" / "train")],
+        "truth": "",
+        "holdout_videos": [],
+    }
+    for change in args.changes:
+        key, _, value = change.partition("=")
+        train[key] = yaml.safe_load(value)
+    validate({"train_detector": train})
+    report: dict = {"set": str(args.set), "train_detector": train, "backends": {}}
+    if not args.skip_train:
+        result = train_detector(train, out / "frames", out, out, out / "snapshots")
+        report["training"] = result
+        print(f"trained in {result['seconds']} s: {json.dumps(result)}", file=sys.stderr)
+    val = args.set / "images" / "val"
+    rows = []
+    for backend in args.backends.split(","):
+        if backend in ("lbp", "ensemble") and not CASCADE.is_file():
+            continue
+        detect = {**params["detect_faces"], "backend": backend, "cascade": str(CASCADE)}
+        detect["detector"] = str(out)
+        start = time.perf_counter()
+        r = score_folder(val, detect)
+        o = r["overall"]
+        report["backends"][backend] = r
+        rows.append((backend, o, r["at_precision95"], time.perf_counter() - start))
+    print(f"{val}: {rows[0][1]['faces'] if rows else 0} faces")
+    head = ("backend", "found", "R@0.5", "P@0.5", "R@0.3", "P@0.3", "R@P.95", "s")
+    print("".join(f"{h:>9}" for h in head))
+    for backend, o, best, seconds in rows:
+        cells = [o["detections"], o["recall_iou50"], o["precision_iou50"], o["recall_iou30"]]
+        cells += [o["precision_iou30"], best["recall"] if best["recall"] is not None else 0.0]
+        print(
+            f"{backend:>9}"
+            + "".join(f"{c:>9}" if isinstance(c, int) else f"{c:>9.3f}" for c in cells)
+            + f"{seconds:>9.0f}"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

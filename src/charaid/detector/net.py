@@ -1,0 +1,89 @@
+"""FaceNet: a CenterNet-style face detector small enough for a CPU.
+
+A plain backbone of stride-2 3x3 convolutions (conv-BN-ReLU, one 3x3 block per level) down to
+1/64, a top-down path that adds each level's 1x1 projection to the upsampled level below it
+(FPN-style, so the stride-4 map also sees the whole face of a close-up), one 3x3 conv, and a 1x1
+head with four maps at stride 4: face-centre logit, log of the box side in cells, and the centre's
+sub-cell offset (x, y). Boxes are squares, the convention of every detector in charaid.
+
+With `fast` the same maths runs through charaid's CPU kernels (`charaid.fastops`, CWHN layout);
+otherwise through plain Chainer functions (NCHW), for comparison and for GPUs.
+"""
+
+from __future__ import annotations
+
+import chainer
+import chainer.functions as F
+import chainer.links as L
+import numpy as np
+
+from charaid import fastops
+
+STRIDE = 4  # output map stride
+ALIGN = 64  # input sides must be multiples of the deepest level's stride
+HEAT, SIZE, OFFSET_X, OFFSET_Y = range(4)  # head channels
+PRIOR = 0.01  # initial face probability per cell (CenterNet's focal-loss start)
+
+
+class FaceNet(chainer.Chain):
+    """(N, 3, H, W) float32 in [0, 1] -> (N, 4, H/4, W/4) raw head maps (H, W multiples of 64)."""
+
+    def __init__(
+        self, widths: tuple[int, ...] = (16, 32, 64, 96, 128, 128), neck: int = 32, fast=True
+    ) -> None:
+        super().__init__()
+        self.widths, self.neck, self.fast = tuple(widths), neck, fast
+        with self.init_scope():
+            self.stem = L.Convolution2D(3, widths[0], 3, stride=2, pad=1, nobias=True)
+            self.stem_bn = L.BatchNormalization(widths[0])
+            for i in range(1, len(widths)):
+                setattr(self, f"down{i}", L.Convolution2D(widths[i - 1], widths[i], 3, 2, 1, True))
+                setattr(self, f"down{i}_bn", L.BatchNormalization(widths[i]))
+                setattr(self, f"block{i}", L.Convolution2D(widths[i], widths[i], 3, 1, 1, True))
+                setattr(self, f"block{i}_bn", L.BatchNormalization(widths[i]))
+                setattr(self, f"lat{i}", L.Convolution2D(widths[i], neck, 1, nobias=True))
+                setattr(self, f"lat{i}_bn", L.BatchNormalization(neck))
+            self.smooth = L.Convolution2D(neck, neck, 3, pad=1, nobias=True)
+            self.smooth_bn = L.BatchNormalization(neck)
+            self.head = L.Convolution2D(neck, 4, 1)
+        self.head.b.array[HEAT] = -np.log((1 - PRIOR) / PRIOR)
+
+    @property
+    def levels(self) -> int:
+        return len(self.widths) - 1
+
+    def _cbr(self, name: str, h: chainer.Variable) -> chainer.Variable:
+        """conv -> batch norm -> ReLU through the link pair `name`, `name_bn`."""
+        conv, bn = getattr(self, name), getattr(self, f"{name}_bn")
+        if not self.fast:
+            return F.relu(bn(conv(h)))
+        pad, stride = conv.pad, conv.stride
+        h = fastops.convolution_2d(h, conv.W, pad=pad, stride=stride, layout="CWHN")
+        return fastops.batch_normalization_relu(h, bn)
+
+    def _up(self, h: chainer.Variable) -> chainer.Variable:
+        """Nearest-neighbour 2x upsampling (W, H are axes 1, 2 in CWHN; 3, 2 in NCHW)."""
+        ax = (1, 2) if self.fast else (2, 3)
+        return F.repeat(F.repeat(h, 2, axis=ax[0]), 2, axis=ax[1])
+
+    def forward(self, x: chainer.Variable | np.ndarray) -> chainer.Variable:
+        fast = self.fast and self.xp is np
+        if self.fast != fast:  # on a GPU: Chainer's own functions
+            self.fast = False
+        h = fastops.to_cwhn(x) if self.fast else x
+        h = self._cbr("stem", h)
+        feats = []
+        for i in range(1, self.levels + 1):
+            h = self._cbr(f"block{i}", self._cbr(f"down{i}", h))
+            feats.append(h)
+        p = self._cbr(f"lat{self.levels}", feats[-1])
+        for i in range(self.levels - 1, 0, -1):
+            p = self._cbr(f"lat{i}", feats[i - 1]) + self._up(p)
+        p = self._cbr("smooth", p)
+        if not self.fast:
+            return self.head(p)
+        y = fastops.convolution_2d(p, self.head.W, layout="CWHN")
+        return fastops.from_cwhn(F.bias(y, self.head.b, axis=0))
+
+    def describe(self) -> dict:
+        return {"widths": list(self.widths), "neck": self.neck}
