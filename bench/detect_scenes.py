@@ -9,6 +9,8 @@ backend reading the weights just trained). Train splits fit, val splits only mea
     python bench/detect_scenes.py ../shared/data/scenes/icartoonface
     python bench/detect_scenes.py ../shared/data/scenes/dexter --set epochs=8 --backends learned
     python bench/detect_scenes.py SET --skip-train --out runs/icf   # score weights trained before
+    python bench/detect_scenes.py ../shared/data/scenes/icartoonface \
+        --train-also ../shared/data/scenes/dexter/images/train --out runs/both   # one for both
 """
 
 from __future__ import annotations
@@ -42,6 +44,14 @@ def main() -> None:
         metavar="KEY=V",
         help="change a train_detector param (YAML value), e.g. epochs=12",
     )
+    parser.add_argument(
+        "--train-also",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="another YOLO folder to train on too (e.g. another set's images/train)",
+    )
     parser.add_argument("--backends", default="learned,animeface,lbp,ensemble")
     parser.add_argument("--skip-train", action="store_true", help="score the weights in --out")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -50,7 +60,7 @@ def main() -> None:
     out = args.out or ROOT / "runs" / args.set.name
     train = {
         **params["train_detector"],
-        "scenes": [str(args.set / "images" / "train")],
+        "scenes": [str(args.set / "images" / "train"), *map(str, args.train_also)],
         "truth": "",
         "holdout_videos": [],
     }

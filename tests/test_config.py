@@ -41,6 +41,8 @@ def test_unknown_section_is_named(tmp_path, sample_params):
         ("train", "lr", "0.1", "train.lr must be a number"),
         ("train", "lr_decay", "cosine", "train.lr_decay must be one of none, linear"),
         ("detect_faces", "white_balance", "yes", "detect_faces.white_balance must be true/false"),
+        ("train_detector", "scenes", "data/scenes", "train_detector.scenes must be a list of str"),
+        ("train_detector", "widths", [16, "32"], "train_detector.widths must be a list of int"),
     ],
 )
 def test_bad_values_name_key_and_allowed(tmp_path, sample_params, section, key, value, expected):

@@ -81,11 +81,13 @@ def _maps_from(targets: dict, height: int, width: int) -> np.ndarray:
     maps = np.zeros((4, h, w), np.float32)
     heat = np.clip(targets["heat"], 1e-4, 1 - 1e-4)
     maps[HEAT] = np.log(heat / (1 - heat))
-    for k, flat in enumerate(targets["where"]):
-        maps[SIZE].flat[flat] = targets["size"][k]
     for k, flat in enumerate(targets["centre"]):
         y, x = divmod(int(flat), w)
         maps[OFFSET_X, y, x], maps[OFFSET_Y, y, x] = targets["offset"][k]
+        side = targets["size"][list(targets["where"]).index(flat)]  # a centre regresses too
+        maps[SIZE, max(0, y - 1) : y + 2, max(0, x - 1) : x + 2] = side
+    for k, flat in enumerate(targets["where"]):
+        maps[SIZE].flat[flat] = targets["size"][k]
     return maps
 
 
