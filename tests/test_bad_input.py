@@ -488,7 +488,12 @@ CASES: dict[str, Case] = {
         ("bad.xml", "not a valid OpenCV cascade"),
     ),
     "frame_file_damaged": Case(
-        "detect_faces", lambda p: frames_index(p, b"\xff\xd8\xffjunk"), ("000000.jpg",)
+        "detect_faces",
+        lambda p: (
+            frames_index(p, b"\xff\xd8\xffjunk"),
+            write_params(p, detect_faces__backend="animeface"),
+        ),
+        ("000000.jpg",),
     ),
     "onnx_model_not_onnx": Case(
         "detect_faces",

@@ -213,6 +213,7 @@ TINY = {
     "truth": "",
     "holdout_videos": [],
     "crops": "",
+    "init": "",
     "crop_face": 0.7,
     "composites": 0.0,
     "input_size": 256,
@@ -248,6 +249,12 @@ def test_a_short_training_run_lowers_the_loss_and_is_reproducible(tmp_path):
     assert (runs[0] / "detector.npz").read_bytes() == (runs[1] / "detector.npz").read_bytes()
     meta = json.loads((runs[0] / "detector.json").read_text())
     assert meta["input_size"] == 256 and meta["widths"] == TINY["widths"]
+    # fine-tuning starts where the first run ended, not from scratch
+    tuned = tmp_path / "tuned"
+    tuned.mkdir()
+    train_detector({**params, "init": str(runs[0]), "epochs": 1}, tmp_path, tuned, tuned, tuned)
+    first = float((tuned / "detector_log.csv").read_text().splitlines()[1].split(",")[1])
+    assert first < 0.7 * losses[0]
     # the weights run as detect_faces' `learned` backend
     detector = make_detector({"backend": "learned", "detector": str(runs[0]), "min_size": 8})
     assert isinstance(detector.detect(cv2.imread(str(folder / "0.png"))), list)

@@ -126,7 +126,8 @@ def temp_siblings(repo: Path) -> list[str]:
         for folder in (repo / "data", repo / "data" / "demo", repo / "models", repo / "metrics")
         if folder.is_dir()
         for p in folder.iterdir()
-        if p.name.startswith(".") and p.name not in {".train_snapshots", ".gitignore"}
+        if p.name.startswith(".")
+        and p.name not in {".train_snapshots", ".detector_snapshots", ".gitignore"}
     )
 
 

@@ -20,6 +20,7 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.sshd import SSHD, Sshd
+from tests.test_pipeline import TINY as PIPELINE
 from tests.test_pipeline import copy_pipeline
 
 pytestmark = pytest.mark.slow
@@ -35,6 +36,9 @@ TINY = {
         "height": 270,
         "other_show_episodes": 1,
     },
+    # a detector trained for seconds finds nothing: detect_faces runs a classical backend
+    "train_detector": PIPELINE["train_detector"],
+    "detect_faces": PIPELINE["detect_faces"],
     "split": {"test_per_class": 0.25},
     "train": {"epochs": 1},
     "annotate_samples": {"count": 1},

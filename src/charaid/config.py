@@ -97,6 +97,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "truth": Field(STR),
         "holdout_videos": Field(list, item=str),
         "crops": Field(STR),
+        "init": Field(STR),
         "crop_face": Field(NUM, 0.05, 1.0),
         "composites": Field(NUM, 0.0, 1.0),
         "input_size": Field(INT, 128, 2048),

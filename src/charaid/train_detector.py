@@ -192,7 +192,10 @@ def train_detector(
     crops = crop_pool(params["crops"]) if params["crops"] else None
     seed_everything(params["seed"])
     fastops.tune_allocator()
-    net = FaceNet(tuple(params["widths"]), params["neck"])
+    if params["init"]:  # fine-tune a trained detector: its own architecture and weights
+        net, _ = backend.load(params["init"])
+    else:
+        net = FaceNet(tuple(params["widths"]), params["neck"])
     model = DetectorLoss(net)
     optimizer = fastops.FastAdam(alpha=params["lr"])
     optimizer.setup(model)
