@@ -49,8 +49,15 @@ def detect_eval(args: argparse.Namespace) -> None:
 
     if args.errors and args.errors.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise CharaidError(f"--errors {args.errors}: name a .png or .jpg picture")
-    params = load_params(args.params)["detect_faces"]
-    result = score_folder(args.folder, params, args.errors, args.curve, args.fit_boxes)
+    if args.model:
+        from charaid.naming_eval import Namer, character_names
+
+        character_names(args.folder)  # a set that names no characters stops before any work
+    params = load_params(args.params)
+    namer = Namer.load(args.model, params) if args.model else None
+    result = score_folder(
+        args.folder, params["detect_faces"], args.errors, args.curve, args.fit_boxes, namer
+    )
     if "box_fit" in result and not args.json:
         fit = result["box_fit"]
         print(
@@ -58,6 +65,10 @@ def detect_eval(args: argparse.Namespace) -> None:
             f"centre moved ({fit['dx']:+.3f}, {fit['dy']:+.3f}) detector sides"
         )
     print(json.dumps(result, indent=2) if args.json else format_table(result))
+    if namer is not None and not args.json:
+        from charaid.naming_eval import format_naming
+
+        print(format_naming(result))
     if args.errors:
         print(f"missed faces and false detections: {args.errors}", file=sys.stderr)
     if args.curve:
@@ -166,8 +177,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("detect-eval", help="score the face detector on YOLO-annotated pictures")
     d.add_argument("folder", help="pictures with a YOLO box file (<picture>.txt) beside each")
-    d.add_argument("--params", default="params.yaml", help="detector settings (detect_faces)")
+    d.add_argument(
+        "--params",
+        default="params.yaml",
+        help="detector settings (detect_faces; with --model also predict, label)",
+    )
     d.add_argument("--json", action="store_true", help="print the scores as JSON")
+    d.add_argument(
+        "--model",
+        metavar="MODELS",
+        help="also name each detection with this trained classifier (as predict does) and score "
+        "the names against classes.txt: found and named, per character, confusion",
+    )
     d.add_argument(
         "--errors",
         type=Path,

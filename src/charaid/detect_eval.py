@@ -25,10 +25,14 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from charaid.boxes import Box, iou, match
 from charaid.errors import CharaidError
-from charaid.yolo import read_folder
+from charaid.yolo import read_labeled_folder
+
+if TYPE_CHECKING:
+    from charaid.naming_eval import Namer
 
 IOUS = (0.5, 0.3)
 
@@ -278,18 +282,27 @@ def score_folder(
     sheet: Path | None = None,
     curve: Path | None = None,
     fit: bool = False,
+    namer: Namer | None = None,
 ) -> dict:
     """Detect faces (detect_faces params: backend, preprocessing, workers) in a YOLO-annotated
     folder and score them, overall and per sub-folder; with `sheet`, a picture of the misses
     and false detections is written there, with `curve` the precision-recall curve (CSV); with
-    `fit`, detections are first carried onto the folder's box convention (`fit_boxes`).
+    `fit`, detections are first carried onto the folder's box convention (`fit_boxes`); with
+    `namer`, each detection is also named and the names scored (`charaid.naming_eval`).
 
     Every box file is checked before any detection; a folder where no picture could be read
     is an error, not a perfect score."""
     from charaid.faces import find_faces
 
     folder = Path(folder)
-    pictures = read_folder(folder)
+    pictures = read_labeled_folder(folder)
+    classes = None
+    if namer is not None:
+        from charaid.naming_eval import character_names
+
+        classes = character_names(folder)  # before any work: a set without names stops here
+    truth_ids = {p: [c for c, _ in faces] for p, _, faces in pictures}
+    pictures = [(p, size, [b for _, b in faces]) for p, size, faces in pictures]
     readable = [(p, size, truths) for p, size, truths in pictures if size is not None]
     for picture, size, _ in pictures:
         if size is None:
@@ -303,10 +316,17 @@ def score_folder(
         picture: [(det.box, det.score) for det, _, _ in found[str(picture)] or []]
         for picture, _, _ in readable
     }
+    names = None
+    if namer is not None:  # the detector's own boxes, as predict crops them, before any fit
+        order = [p for p, _, _ in readable]
+        said = namer.names(order, [[b for b, _ in detections[p]] for p in order])
+        names = dict(zip(order, said, strict=True))
     box_fit = None
     if fit:
         box_fit = fit_boxes(([b for b, _ in detections[p]], truths) for p, _, truths in readable)
         detections = {p: [(box_fit(b), s) for b, s in d] for p, d in detections.items()}
+
+    named = []  # (groups, boxes, names, truths, truth names) of the scored pictures
 
     def frames():
         for picture, _, truths in readable:
@@ -315,11 +335,22 @@ def score_folder(
                 continue
             group = picture.parent.relative_to(folder).as_posix()
             group = folder.name if group == "." else group
+            if names is not None:
+                boxes = [b for b, _ in detections[picture]]
+                truth_names = [classes[c] for c in truth_ids[picture]]
+                named.append(({"folder": group}, boxes, names[picture], truths, truth_names))
             yield picture, {"folder": group}, detections[picture], truths
 
     result = _score_and_show(frames(), sheet, curve)
     if result["frames"] == 0:
         raise CharaidError(f"{folder}: no picture could be scored")
+    if namer is not None:
+        from charaid.naming_eval import merge, score_naming
+
+        naming = score_naming(
+            named, namer.recognizer.classes, namer.other, namer.outside(classes), classes
+        )
+        merge(result, naming, namer.model)
     result["seconds_per_picture"] = round(seconds / len(readable), 4)
     result["backend"] = params["backend"]
     if box_fit is not None:
@@ -342,11 +373,15 @@ def format_table(result: dict, kind: str = "folder") -> str:
             (f"P@{t}", f"precision_{tag}", ".3f"),
             (f"F1@{t}", f"f1_{tag}", ".3f"),
         ]
+    if "naming" in result:  # found and named right (charaid.naming_eval)
+        cols += [(f"FN@{t}", f"found_and_named_iou{round(t * 100)}", ".3f") for t in IOUS]
     rows = list(result.get(kind, {}).items()) + [("all", result["overall"])]
     width = max(len(kind), *(len(name) for name, _ in rows))
     lines = [f"{kind:<{width}}" + "".join(f"{h:>8}" for h, _, _ in cols)]
     for name, s in rows:
-        lines.append(f"{name:<{width}}" + "".join(f"{s[k]:>8{f}}" for _, k, f in cols))
+        # None: a share of nothing (a group without truth faces has no found-and-named share)
+        cells = ("-" if s[k] is None else format(s[k], f) for _, k, f in cols)
+        lines.append(f"{name:<{width}}" + "".join(f"{c:>8}" for c in cells))
     best = result.get("at_precision95")
     if best is not None:
         lines.append(

@@ -133,6 +133,24 @@ class Recognizer:
             faces.append(Face(det.box, name, top[0][1], top))
         return faces
 
+    def name_crops(
+        self,
+        crops: Sequence[np.ndarray],
+        dets: Sequence[Sequence[Detection]],
+        threshold: float,
+        top_k: int = 3,
+    ) -> list[list[Face]]:
+        """Named faces of each picture from its crops (`crop_faces`) and detections: one
+        forward pass for the faces of all the pictures (predict and detect-eval alike)."""
+        probs, scores = self.probabilities(concat(crops, self.input_size), scores=True)
+        counts = [len(d) for d in dets]
+        pieces = split_rows(probs, counts)
+        score_pieces = split_rows(scores, counts) if scores is not None else [None] * len(dets)
+        return [
+            self.faces(d, p, threshold, top_k, s)
+            for d, p, s in zip(dets, pieces, score_pieces, strict=True)
+        ]
+
     def recognize(
         self, image: np.ndarray, detector: Detector, margin: float, threshold: float, top_k: int = 3
     ) -> list[Face]:
@@ -245,14 +263,7 @@ class Predictor:
             dets.append(found)
             crops.append(crop_faces(image, found, self.margin, rec.input_size))
         with self._model_lock:
-            probs, scores = rec.probabilities(concat(crops, rec.input_size), scores=True)
-        counts = [len(d) for d in dets]
-        pieces = split_rows(probs, counts)
-        score_pieces = split_rows(scores, counts) if scores is not None else [None] * len(dets)
-        return [
-            rec.faces(d, p, self.threshold, self.top_k, s)
-            for d, p, s in zip(dets, pieces, score_pieces, strict=True)
-        ]
+            return rec.name_crops(crops, dets, self.threshold, self.top_k)
 
     def predict(self, image: np.ndarray) -> list[Face]:
         return self.predict_many([image])[0]

@@ -30,17 +30,24 @@ def yolo_box(cx: float, cy: float, w: float, h: float, width: int, height: int) 
     return (cx * width - side / 2, cy * height - side / 2, side, side)
 
 
+def classes_file(folder: Path) -> Path | None:
+    """`classes.txt` in `folder` or up to three folders above it."""
+    for where in [folder, *list(folder.resolve().parents)[:3]]:
+        if (where / CLASSES_FILE).is_file():
+            return where / CLASSES_FILE
+    return None
+
+
 def find_classes(folder: Path) -> list[str] | None:
     """The class names of `classes.txt` in `folder` or up to three folders above it."""
-    for where in [folder, *list(folder.resolve().parents)[:3]]:
-        path = where / CLASSES_FILE
-        if path.is_file():
-            names = [n.strip() for n in path.read_text(encoding="utf-8").splitlines()]
-            names = [n for n in names if n]
-            if not names:
-                raise CharaidError(f"{path}: empty; write one class name per line")
-            return names
-    return None
+    path = classes_file(folder)
+    if path is None:
+        return None
+    names = [n.strip() for n in path.read_text(encoding="utf-8").splitlines()]
+    names = [n for n in names if n]
+    if not names:
+        raise CharaidError(f"{path}: empty; write one class name per line")
+    return names
 
 
 def read_boxes(
@@ -137,10 +144,12 @@ def picture_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def read_folder(folder: str | Path) -> list[tuple[Path, tuple[int, int] | None, list[Box]]]:
-    """Every picture of a YOLO folder with its size and face boxes, all box files checked
-    first (so that a bad line stops before any work is done). Unreadable pictures get size
-    None and no boxes."""
+def read_labeled_folder(
+    folder: str | Path,
+) -> list[tuple[Path, tuple[int, int] | None, list[tuple[int, Box]]]]:
+    """Every picture of a YOLO folder with its size and (class id, face box) pairs, all box
+    files checked first (so that a bad line stops before any work is done). Unreadable
+    pictures get size None and no boxes."""
     folder = Path(folder)
     pairs = yolo_pictures(folder)
     classes = find_classes(folder)
@@ -148,6 +157,10 @@ def read_folder(folder: str | Path) -> list[tuple[Path, tuple[int, int] | None, 
     out = []
     for picture, boxes in pairs:
         size = picture_size(picture)
-        faces = [b for _, b in read_boxes(boxes, *size, count)] if boxes and size else []
-        out.append((picture, size, faces))
+        out.append((picture, size, read_boxes(boxes, *size, count) if boxes and size else []))
     return out
+
+
+def read_folder(folder: str | Path) -> list[tuple[Path, tuple[int, int] | None, list[Box]]]:
+    """`read_labeled_folder` without the class ids: every box a face."""
+    return [(p, size, [b for _, b in faces]) for p, size, faces in read_labeled_folder(folder)]
