@@ -43,6 +43,13 @@ def test_unknown_section_is_named(tmp_path, sample_params):
         ("detect_faces", "white_balance", "yes", "detect_faces.white_balance must be true/false"),
         ("train_detector", "scenes", "data/scenes", "train_detector.scenes must be a list of str"),
         ("train_detector", "widths", [16, "32"], "train_detector.widths must be a list of int"),
+        (
+            "detect_faces",
+            "detector_min_score",
+            "best",
+            "detector_min_score must be a number in [0.0, 1.0] or auto (got 'best')",
+        ),
+        ("detect_faces", "detector_min_score", 1.5, "in [0.0, 1.0] or auto (got 1.5)"),
     ],
 )
 def test_bad_values_name_key_and_allowed(tmp_path, sample_params, section, key, value, expected):
@@ -69,3 +76,10 @@ def test_invalid_yaml_and_missing_file(tmp_path):
         load_params(bad)
     with pytest.raises(CharaidError, match="cannot read"):
         load_params(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("value", ["auto", 0.25, 1])
+def test_a_number_or_word_field_takes_either(tmp_path, sample_params, value):
+    sample_params["detect_faces"]["detector_min_score"] = value
+    loaded = load_params(write(tmp_path, sample_params))
+    assert loaded["detect_faces"]["detector_min_score"] == value

@@ -227,11 +227,11 @@ TINY = {
     "seed": 0,
     "val_fraction": 0.0,
     "val_pictures": 0,
-    "min_score": 0.3,
 }
 
 
 def test_a_short_training_run_lowers_the_loss_and_is_reproducible(tmp_path):
+    from charaid.detector.threshold import UNCALIBRATED
     from charaid.train_detector import train_detector
 
     folder = _drawn_set(tmp_path / "set")
@@ -252,9 +252,16 @@ def test_a_short_training_run_lowers_the_loss_and_is_reproducible(tmp_path):
     # fine-tuning starts where the first run ended, not from scratch
     tuned = tmp_path / "tuned"
     tuned.mkdir()
-    train_detector({**params, "init": str(runs[0]), "epochs": 1}, tmp_path, tuned, tuned, tuned)
+    tune = {**params, "init": str(runs[0]), "epochs": 1, "val_fraction": 0.5, "val_pictures": 3}
+    train_detector(tune, tmp_path, tuned, tuned, tuned)
     first = float((tuned / "detector_log.csv").read_text().splitlines()[1].split(",")[1])
     assert first < 0.7 * losses[0]
+    # without validation pictures no threshold is chosen; with them, the last epoch's is kept
+    assert meta["min_score"] == UNCALIBRATED
+    header, last = (tuned / "detector_log.csv").read_text().split()
+    row = dict(zip(header.split(","), last.split(","), strict=True))
+    tuned_meta = json.loads((tuned / "detector.json").read_text())
+    assert float(row["val_min_score"]) == tuned_meta["min_score"] >= 0.05
     # the weights run as detect_faces' `learned` backend
     detector = make_detector({"backend": "learned", "detector": str(runs[0]), "min_size": 8})
     assert isinstance(detector.detect(cv2.imread(str(folder / "0.png"))), list)
@@ -277,3 +284,32 @@ def test_the_learned_backend_without_weights_names_the_command(tmp_path):
     (tmp_path / "detector.npz").write_bytes(b"x")
     with pytest.raises(CharaidError, match="not a charaid face detector"):
         make_detector({"backend": "learned", "detector": str(tmp_path), "min_size": 8})
+
+
+def test_the_calibrated_threshold_has_the_best_f1_and_auto_reads_it():
+    from charaid.detector.threshold import UNCALIBRATED, threshold
+    from charaid.train_detector import best_threshold
+
+    # 10 faces; F1 at the three cuts: 0.444, 0.8, 0.667
+    curve = [
+        {"score": 0.6, "recall": 0.3, "precision": 0.9},
+        {"score": 0.2, "recall": 0.8, "precision": 0.8},
+        {"score": 0.1, "recall": 0.9, "precision": 0.5},
+    ]
+    assert best_threshold(curve) == {"min_score": 0.2, "recall": 0.8, "precision": 0.8}
+    assert best_threshold([])["min_score"] == UNCALIBRATED
+    assert threshold("auto", {"min_score": 0.2}) == 0.2
+    assert threshold("auto", {}) == UNCALIBRATED
+    assert threshold(0.45, {"min_score": 0.2}) == 0.45
+
+
+def test_a_batch_without_faces_still_trains_the_heat_map():
+    import chainer
+
+    maps = chainer.Variable(np.zeros((2, 4, 8, 8), np.float32))
+    batch = heatmap.collate([heatmap.encode([], 32, 32) for _ in range(2)])
+    total, parts = heatmap.loss(maps, batch)
+    total.backward()
+    assert float(parts["size"].array) == 0.0 == float(parts["offset"].array)
+    assert float(total.array) > 0  # every cell says 0.5 where no face is
+    assert (maps.grad[:, 0] > 0).all()  # ... and is pushed down

@@ -28,15 +28,15 @@ class Field:
     def describe(self) -> str:
         if self.item is not None:
             return f"a list of {_KIND_NAMES[self.item].split(' ', 1)[1]}s"
-        if self.choices:
-            return "one of " + ", ".join(self.choices)
         kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+        if self.choices and float not in kinds:
+            return "one of " + ", ".join(self.choices)
         text = "a number" if float in kinds else " or ".join(_KIND_NAMES[k] for k in kinds)
         if self.minimum is not None and self.maximum is not None:
             text += f" in [{self.minimum}, {self.maximum}]"
         elif self.minimum is not None:
             text += f" >= {self.minimum}"
-        return text
+        return text + "".join(f" or {c}" for c in self.choices or ())
 
 
 _KIND_NAMES = {
@@ -48,6 +48,7 @@ _KIND_NAMES = {
 }
 
 INT, NUM, STR, BOOL = int, (int, float), str, bool
+NUM_OR_WORD = (int, float, str)  # a number, or one of the field's `choices`
 
 SCHEMA: dict[str, dict[str, Field]] = {
     "make_demo": {
@@ -71,7 +72,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "detect_faces": {
         "backend": Field(STR, choices=("learned", "animeface", "lbp", "ensemble", "onnx")),
         "detector": Field(STR),
-        "detector_min_score": Field(NUM, 0.0, 1.0),
+        "detector_min_score": Field(NUM_OR_WORD, 0.0, 1.0, choices=("auto",)),
         "onnx": Field(STR),
         "cascade": Field(STR),
         "scale_factor": Field(NUM, 1.01, 2.0),
@@ -111,16 +112,16 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "seed": Field(INT, 0),
         "val_fraction": Field(NUM, 0.0, 0.9),
         "val_pictures": Field(INT, 0),
-        "min_score": Field(NUM, 0.0, 1.0),
     },
     "label": {
-        "from": Field(STR, choices=("truth", "folders")),
+        "from": Field(STR, choices=("truth", "folders", "scenes")),
         "path": Field(STR),
         "min_iou": Field(NUM, 0.05, 1.0),
         "other_class": Field(STR),
     },
     "split": {
         "seed": Field(INT, 0),
+        "by": Field(STR, choices=("crop", "shot", "episode")),
         "test_per_class": Field(NUM, 0),
     },
     "train": {
@@ -156,8 +157,10 @@ def _check_value(key: str, value: Any, field: Field) -> Any:
     ok = isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
     if ok and field.item is not None:
         ok = all(type(v) is field.item for v in value)
-    if not ok or (field.choices and value not in field.choices):
+    if not ok or (field.choices and isinstance(value, str) and value not in field.choices):
         raise CharaidError(f"params.yaml: {key} must be {field.describe()} (got {value!r})")
+    if isinstance(value, str):  # a word: no range to check
+        return value
     if field.minimum is not None and value < field.minimum:
         raise CharaidError(f"params.yaml: {key} must be {field.describe()} (got {value!r})")
     if field.maximum is not None and value > field.maximum:

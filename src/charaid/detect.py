@@ -44,7 +44,7 @@ OPTIONAL = {
     "merge_iou": 0.4,
     "pad": 0.0,
     "detector": "models/detector",
-    "detector_min_score": 0.3,
+    "detector_min_score": "auto",
     "onnx": "",
 }
 

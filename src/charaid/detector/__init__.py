@@ -2,5 +2,6 @@
 
 One concern per module: `net` (the architecture), `heatmap` (training targets and decoding),
 `scenes` (annotated pictures as training samples), `composite` (faces pasted onto backgrounds),
-`backend` (the `learned` backend of detect_faces, and the weights it reads).
+`backend` (the `learned` backend of detect_faces, and the weights it reads), `threshold`
+(the face score kept: fixed, or the one training chose), `yolo_onnx` (the `onnx` backend).
 """

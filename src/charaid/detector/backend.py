@@ -20,6 +20,7 @@ from chainer import serializers
 from charaid.atomic import write_json, write_npz
 from charaid.detector.heatmap import decode
 from charaid.detector.net import ALIGN, FaceNet
+from charaid.detector.threshold import threshold
 from charaid.errors import CharaidError
 
 WEIGHTS, META = "detector.npz", "detector.json"
@@ -96,10 +97,10 @@ class LearnedDetector:
 
     name = "learned"
 
-    def __init__(self, folder: str | Path, min_score: float, min_size: int) -> None:
+    def __init__(self, folder: str | Path, min_score: float | str, min_size: int) -> None:
         self.model, self.meta = load(folder)
         self.input_size = int(self.meta["input_size"])
-        self.min_score = min_score
+        self.min_score = threshold(min_score, self.meta)
         self.min_size = min_size
 
     def maps(self, image: np.ndarray) -> tuple[np.ndarray, float]:

@@ -107,7 +107,7 @@ def loss(maps: chainer.Variable, batch: dict[str, np.ndarray]) -> tuple[chainer.
         size_err = F.absolute(at(SIZE, batch["where"]) - batch["size"])
         size_loss = F.sum(weight * size_err) / float(weight.sum())
     else:
-        size_loss = off_loss = chainer.Variable(np.float32(0))
+        size_loss = off_loss = chainer.Variable(np.zeros((), np.float32))  # a batch of no faces
     total = heat_loss + size_loss + off_loss
     return total, {"heat": heat_loss, "size": size_loss, "offset": off_loss}
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from charaid.detector.threshold import threshold
 from charaid.errors import CharaidError
 
 PAD_VALUE = 114  # the grey ultralytics letterboxes with
@@ -47,7 +48,9 @@ class OnnxDetector:
 
     name = "onnx"
 
-    def __init__(self, path: str | Path, min_score: float, min_size: int, input_size: int = 640):
+    def __init__(
+        self, path: str | Path, min_score: float | str, min_size: int, input_size: int = 640
+    ):
         if not str(path):
             raise CharaidError(
                 f"{KEY} is empty: name a YOLO face detector exported to ONNX (e.g. YOLOv8), "
@@ -68,7 +71,7 @@ class OnnxDetector:
                 f"{KEY}: {self.path} is not an ONNX model OpenCV can read; download it again "
                 "or re-export it (e.g. `yolo export format=onnx opset=12`)"
             )
-        self.min_score = min_score
+        self.min_score = threshold(min_score, {})  # an export carries no threshold of ours
         self.min_size = min_size
         self.input_size = input_size
         # run once on a blank input: a model of another layout stops here, not on the first frame
