@@ -1,4 +1,5 @@
-"""Stage label: labelled dataset from demo ground truth or labeled folders (params: label)."""
+"""Stage label: labelled dataset from demo ground truth, labeled folders or annotated scenes
+(params: label; detect_faces, whose detector and crops `from: scenes` uses)."""
 
 from pathlib import Path
 
@@ -9,10 +10,14 @@ from charaid.stage import run
 
 def main() -> None:
     p = load_params()
+    detect = p["detect_faces"]
     summary = build_dataset(
-        p["label"], p["detect_faces"]["crop_size"], Path("data/faces"), Path("data/dataset")
+        p["label"], detect["crop_size"], Path("data/faces"), Path("data/dataset"), detect
     )
-    print(f"label: {summary['faces']} faces: {summary['classes']}")
+    line = f"label: {summary['faces']} faces: {summary['classes']}"
+    if "detected" in summary:
+        line += f" ({summary['detected']} cut at a detection, the rest at their box)"
+    print(line)
 
 
 if __name__ == "__main__":

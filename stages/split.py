@@ -1,4 +1,5 @@
-"""Stage split: stratified train/test manifests with per-class holdouts (params: split)."""
+"""Stage split: train/test manifests with per-class holdouts of crops, shots or whole episodes
+(params: split)."""
 
 from pathlib import Path
 
@@ -10,9 +11,10 @@ from charaid.stage import run
 
 def main() -> None:
     p = load_section("split")
-    _, rows = load_dataset(Path("data/dataset"))
-    counts = write_split(split_rows(rows, p["test_per_class"], p["seed"]), Path("data/split"))
-    print(f"split: {counts}")
+    images, rows = load_dataset(Path("data/dataset"))
+    parts = split_rows(rows, p["test_per_class"], p["seed"], p["by"], images)
+    counts = write_split(parts, Path("data/split"))
+    print(f"split (by {p['by']}): {counts}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,15 @@
 """label: turn face crops into a labelled dataset.
 
-Two sources:
+Three sources:
 - `truth`: the demo's ground truth; a detected face takes the label of the truth face it overlaps
   (IoU >= min_iou). Named cast keep their names, extras become the "other" class, and faces from
   the other show are kept apart (role `othershow`) for the rejection check, never trained on.
 - `folders`: a user's `data/labeled/<character>/` folders of pictures (any size; resized).
+- `scenes`: a YOLO folder of annotated pictures whose `classes.txt` names the characters. The
+  configured detector (detect_faces params) runs on the pictures; a named box it found (IoU >=
+  min_iou) gives the detection's crop, cut as detect_faces and predict cut theirs (role
+  `detected`), else the crop is cut around the box itself, read as a square of the same area
+  (role `box`). Boxes of class `unknown` are the other class.
 
 The output is one array file (fast to load, one object for DVC) plus a CSV and a contact sheet.
 """
@@ -12,7 +17,9 @@ The output is one array file (fast to load, one object for DVC) plus a CSV and a
 from __future__ import annotations
 
 import csv
+import re
 import sys
+import unicodedata
 import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -21,15 +28,19 @@ import cv2
 import numpy as np
 
 from charaid.atomic import atomic_dir, npz_bytes
-from charaid.boxes import match
+from charaid.boxes import Box, match, square_crop
 from charaid.errors import CharaidError
-from charaid.faces import face_boxes, load_crops
+from charaid.faces import Face, face_boxes, find_faces, load_crops
 from charaid.frames import read_index
-from charaid.media import IMAGE_EXTS, image_problem, read_image, write_image
+from charaid.media import IMAGE_EXTS, image_problem, list_media, read_image, write_image
 from charaid.visualize import contact_sheet
+from charaid.yolo import CLASSES_FILE, classes_file, find_classes, read_labeled_folder
 
 FIELDS = ["id", "label", "role", "source"]
 OTHERSHOW = "othershow"
+UNKNOWN_CLASS = "unknown"  # the YOLO class of faces outside the named cast (scenes)
+SCENE_ROLES = ("detected", "box")  # where a scene crop was cut: a matching detection, the box
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def read_truth(truth_dir: Path) -> dict[tuple[str, str], list[dict]]:
@@ -95,13 +106,114 @@ def scan_folders(root: Path) -> dict[str, list[Path]]:
     return classes
 
 
-def build_dataset(params: dict, crop_size: int, faces_dir: Path, out_dir: Path) -> dict:
-    """Write `out_dir/crops.npz` (images, ids), `labels.csv` and `contact_sheet.png`."""
+def scene_classes(folder: Path) -> list[str]:
+    """The character names of a scene folder's classes.txt, each checked."""
+    path = classes_file(folder)
+    if path is None:
+        raise CharaidError(
+            f"{folder}: no {CLASSES_FILE} here or up to three folders above (label.path); write "
+            "the character names one per line, in class-id order (`unknown` for other faces)"
+        )
+    names = find_classes(folder) or []
+    for name in names:
+        if not NAME.fullmatch(name):
+            plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+            plain = re.sub(r"[^A-Za-z0-9_.-]+", "_", plain).strip("_.-") or "character"
+            raise CharaidError(
+                f"{path}: class name {name!r} has spaces or non-ASCII letters; rename it "
+                f"(ASCII letters, digits, '_', '-' or '.', e.g. {plain!r})"
+            )
+    if len(names) < 2:
+        raise CharaidError(
+            f"{path}: one class, {names[0]!r}: the boxes name no characters; label.from: scenes "
+            "needs one class per character (and `unknown` for other faces)"
+        )
+    return names
+
+
+def scene_crops(
+    picture: Path,
+    faces: list[tuple[int, Box]],
+    found: list[Face],
+    min_iou: float,
+    margin: float,
+    size: int,
+) -> list[tuple[np.ndarray, str]]:
+    """(crop, role) per named box of one picture: the crop of the detection that matches it
+    (IoU >= min_iou, greedy one-to-one), else one cut around the box the same way."""
+    dets = [det.box for det, _, _ in found]
+    pairs = {j: i for i, j in match(dets, [box for _, box in faces], min_iou)}
+    image = read_image(picture) if len(pairs) < len(faces) else None
+    out = []
+    for j, (_, box) in enumerate(faces):
+        if j in pairs:
+            out.append((found[pairs[j]][1], "detected"))
+        else:
+            out.append((square_crop(image, box, margin, size)[0], "box"))
+    return out
+
+
+def labels_from_scenes(
+    folder: Path, detect: dict, min_iou: float, other: str
+) -> tuple[list[dict], list[np.ndarray]]:
+    """Rows and crops of every named box of a YOLO scene folder; `detect` is the detect_faces
+    section (backend, margin, crop_size, workers...)."""
+    if not folder.is_dir():
+        raise CharaidError(f"{folder}: scene folder not found (label.path)")
+    names = scene_classes(folder)
+    if not list_media(folder, IMAGE_EXTS):
+        raise CharaidError(
+            f"{folder}: no pictures in this scene folder (label.path); point it at the pictures "
+            "of a YOLO folder (with a <picture>.txt beside each, or images/ + labels/ twins)"
+        )
+    pictures = read_labeled_folder(folder)  # every box file checked before any detection
+    for picture, size, _ in pictures:
+        if size is None:
+            print(f"warning: {picture}: {image_problem(picture)}, skipped", file=sys.stderr)
+    boxed = [(picture, faces) for picture, size, faces in pictures if size and faces]
+    if not boxed:
+        raise CharaidError(
+            f"{folder}: none of its {len(pictures)} pictures has a readable picture and a named "
+            "box (label.path); annotate some faces"
+        )
+    found = find_faces([str(p) for p, _ in boxed], detect)
+    rows, images = [], []
+    for picture, faces in boxed:
+        dets = found[str(picture)]
+        if dets is None:
+            print(f"warning: {picture}: {image_problem(picture)}, skipped", file=sys.stderr)
+            continue
+        crops = scene_crops(picture, faces, dets, min_iou, detect["margin"], detect["crop_size"])
+        rel = picture.relative_to(folder).as_posix()
+        for j, ((cls, _), (crop, role)) in enumerate(zip(faces, crops, strict=True)):
+            rows.append(
+                {
+                    "id": f"{rel}#{j}",
+                    "label": other if names[cls] == UNKNOWN_CLASS else names[cls],
+                    "role": role,
+                    "source": str(picture),
+                }
+            )
+            images.append(crop)
+    return rows, images
+
+
+def build_dataset(
+    params: dict, crop_size: int, faces_dir: Path, out_dir: Path, detect: dict | None = None
+) -> dict:
+    """Write `out_dir/crops.npz` (images, ids), `labels.csv` and `contact_sheet.png`.
+
+    `detect` (the detect_faces section) is needed for `from: scenes`, whose crops it cuts."""
     path = Path(params["path"])
     if params["from"] == "truth":
         rows = labels_from_truth(faces_dir, path, params["min_iou"], params["other_class"])
         crops = load_crops(faces_dir, [{"crop": r["id"]} for r in rows])
         images = list(crops)
+    elif params["from"] == "scenes":
+        if detect is None:
+            raise ValueError("label.from scenes needs the detect_faces params")
+        detect = {**detect, "crop_size": crop_size}
+        rows, images = labels_from_scenes(path, detect, params["min_iou"], params["other_class"])
     else:
         rows, images, unreadable = [], [], []
         for name, files in scan_folders(path).items():
@@ -149,7 +261,10 @@ def build_dataset(params: dict, crop_size: int, faces_dir: Path, out_dir: Path) 
         for row, img in zip(rows, stack, strict=True):
             groups[row["label"]].append(img)
         write_image(tmp / "contact_sheet.png", contact_sheet(dict(sorted(groups.items()))))
-    return {"faces": len(rows), "classes": dict(sorted(counts.items()))}
+    summary = {"faces": len(rows), "classes": dict(sorted(counts.items()))}
+    if params["from"] == "scenes":
+        summary["detected"] = sum(r["role"] == "detected" for r in rows)
+    return summary
 
 
 def load_dataset(dataset_dir: Path) -> tuple[np.ndarray, list[dict]]:
