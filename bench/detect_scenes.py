@@ -7,7 +7,7 @@ ground-truth videos; then `charaid detect-eval`'s scoring (`score_folder`) runs 
 backend reading the weights just trained). Train splits fit, val splits only measure.
 
     python bench/detect_scenes.py ../shared/data/scenes/icartoonface
-    python bench/detect_scenes.py ../shared/data/scenes/dexter --set epochs=8 --backends learned
+    python bench/detect_scenes.py ../shared/data/scenes/dexter --set epochs=30 --backends learned
     python bench/detect_scenes.py SET --skip-train --out runs/icf   # score weights trained before
     python bench/detect_scenes.py ../shared/data/scenes/icartoonface \
         --train-also ../shared/data/scenes/dexter/images/train --out runs/both   # one for both
