@@ -68,8 +68,9 @@ def test_processes_param_is_validated(sample_params):
 # ----------------------------------------------------------------------------- real MPI
 
 # 3 colour-distinct characters + extras, 120 crops each: 360 training crops, 120 held out.
-# Both runs reach ~100% by the last epoch, so a gap over 1 point is a real fault, not noise.
-TOLERANCE = 0.01
+# Both runs reach 98-100% by the last epoch (one process 0.983 or 1.000 depending on the
+# machine's BLAS, two 1.000), so a gap over 3 of the 120 crops is a real fault, not noise.
+TOLERANCE = 0.025
 TRAIN = {"epochs": 12, "batch_size": 20, "lr": 0.002, "processes": 1}
 
 
