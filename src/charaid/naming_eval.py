@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from charaid.boxes import Box, match
+from charaid.detect_eval import IOUS
 from charaid.errors import CharaidError
 from charaid.visualize import UNKNOWN
 from charaid.yolo import CLASSES_FILE, classes_file, find_classes
@@ -35,7 +36,6 @@ from charaid.yolo import CLASSES_FILE, classes_file, find_classes
 if TYPE_CHECKING:
     from charaid.predict import Recognizer
 
-IOUS = (0.5, 0.3)
 TABLE_IOU = 0.3  # per character and confusion: a naming question, not a box-convention one
 MISSED = "missed"
 GENERIC = {"face", "faces", "head", "heads", "anime_face", "person"}  # boxes without names
