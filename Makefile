@@ -6,7 +6,7 @@ VENV_STAMP := .venv/.installed
 # Stage commands in dvc.yaml say `python`: it must be the project's environment.
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup repro test lint format bench clean
+.PHONY: setup repro test test-unit test-integration test-e2e lint format bench clean
 
 setup: $(VENV_STAMP)
 
@@ -27,6 +27,10 @@ test: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/pytest
+
+# One layer of tests/ at a time: `make test-unit` takes under a minute, the others longer.
+test-unit test-integration test-e2e: setup
+	.venv/bin/pytest tests/$(@:test-%=%)
 
 lint: setup
 	.venv/bin/ruff check --fix .

@@ -25,7 +25,7 @@ from charaid.detect_eval import score_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.real_frames import CASCADE, annotated_sakurasou  # noqa: E402
+from tests.helpers import CASCADE, annotated_sakurasou  # noqa: E402
 
 
 def main() -> None:

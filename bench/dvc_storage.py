@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from tests.sshd import SSHD, Sshd  # noqa: E402
+from tests.helpers import SSHD, Sshd  # noqa: E402
 
 LAYOUTS = ("files", "archive")
 NAMES = {

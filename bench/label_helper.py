@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from charaid.atomic import write_json
-from charaid.faces import crop_file, crop_key
+from charaid.crops import crop_file, crop_key
 from charaid.frames import read_index
 from charaid.labelhelp import SUGGESTIONS, quality, suggest
 from charaid.media import read_image

@@ -26,8 +26,9 @@ import yaml
 
 from charaid.atomic import write_json
 from charaid.config import load_params, validate
+from charaid.dataset import load_dataset
 from charaid.evaluate import evaluate
-from charaid.labels import build_dataset, load_dataset
+from charaid.labels import build_dataset
 from charaid.split import split_rows, write_split
 from charaid.train import train
 

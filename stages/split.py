@@ -4,7 +4,7 @@
 from pathlib import Path
 
 from charaid.config import load_section
-from charaid.labels import load_dataset
+from charaid.dataset import load_dataset
 from charaid.split import split_rows, write_split
 from charaid.stage import run
 

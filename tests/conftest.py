@@ -1,45 +1,25 @@
-"""Shared fixtures: the real-data folder beside the project, small synthetic inputs."""
+"""Shared fixtures. Constants and helper functions live in tests/helpers.py; test modules import
+those from there and get these fixtures from pytest, without importing anything from here."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-CASCADE = SHARED / "lbpcascade_animeface.xml"
-SAKURASOU = SHARED / "videos" / "sakurasou-1080p.mp4"
+from tests.helpers import ROOT, DemoModel, build_demo_model, make_crops
+
+LAYERS = ("unit", "integration", "e2e")
 
 
-def need_shared(path: Path) -> None:
-    """Skip, with the reason, when the real test data beside the project is absent."""
-    if not path.exists():
-        pytest.skip(f"real test data not found: {path} (../shared/data is absent)")
-
-
-def write_video(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
-    return path
-
-
-def moving_square_frames(n: int, size: tuple[int, int] = (160, 120)) -> list[np.ndarray]:
-    """Frames whose content changes enough every frame not to count as duplicates."""
-    frames = []
-    for i in range(n):
-        img = np.full((size[1], size[0], 3), 30, np.uint8)
-        x = (i * 37) % (size[0] - 40)
-        y = (i * 23) % (size[1] - 40)
-        cv2.rectangle(img, (x, y), (x + 40, y + 40), (40 * (i % 6), 255 - 20 * (i % 10), 200), -1)
-        cv2.circle(img, ((x * 3) % size[0], (y * 5) % size[1]), 15, (255, 255, 255), -1)
-        frames.append(img)
-    return frames
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its layer, the folder it is in: `-m "not e2e"` selects by layer."""
+    tests = ROOT / "tests"
+    for item in items:
+        path = Path(item.path)
+        layer = path.parent.name
+        if layer in LAYERS and path.parent.parent == tests:
+            item.add_marker(getattr(pytest.mark, layer))
 
 
 @pytest.fixture
@@ -47,3 +27,45 @@ def sample_params() -> dict:
     import yaml
 
     return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, dict]:
+    """A tiny seed_cnn trained for 4 epochs on make_crops' three classes, in a folder with its
+    dataset, split, models and metrics: (that folder, train's result). Built per module."""
+    from charaid.dataset import load_dataset
+    from charaid.labels import build_dataset
+    from charaid.split import split_rows, write_split
+    from charaid.train import train
+
+    tmp = tmp_path_factory.mktemp("train")
+    make_crops(tmp / "labeled")
+    label_params = {
+        "from": "folders",
+        "path": str(tmp / "labeled"),
+        "min_iou": 0.5,
+        "other_class": "other",
+    }
+    build_dataset(label_params, 50, tmp, tmp / "dataset")
+    rows = load_dataset(tmp / "dataset")[1]
+    write_split(split_rows(rows, 4, 0), tmp / "split")
+    params = {
+        "model": "seed_cnn",
+        "seed": 0,
+        "epochs": 4,
+        "batch_size": 10,
+        "lr": 0.002,
+        "fast": True,
+    }
+    (tmp / "models").mkdir()
+    (tmp / "metrics").mkdir()
+    result = train(
+        params, tmp / "dataset", tmp / "split", tmp / "models", tmp / "metrics", tmp / "snapshots"
+    )
+    return tmp, result
+
+
+@pytest.fixture(scope="session")
+def demo_model(tmp_path_factory) -> DemoModel:
+    """A small real model on the demo show (tests.helpers.build_demo_model), once per session."""
+    return build_demo_model(tmp_path_factory.mktemp("demo_model"))

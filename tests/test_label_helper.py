@@ -112,10 +112,11 @@ def test_quality_counts_moves_and_merges():
 
 
 def test_presort_with_a_model_names_folders_by_class(tmp_path):
-    from charaid.labels import build_dataset, load_dataset
+    from charaid.dataset import load_dataset
+    from charaid.labels import build_dataset
     from charaid.split import split_rows, write_split
     from charaid.train import train
-    from tests.test_train_evaluate import CLASSES
+    from tests.helpers import CLASSES
 
     # a tiny model on the same colours (its own crops), then new crops to pre-sort
     labeled = tmp_path / "labeled"

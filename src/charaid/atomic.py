@@ -22,7 +22,7 @@ FAULT_ENV = "CHARAID_FAULT_ENOSPC"
 
 def _fault(path: Path) -> None:
     """Test hook: CHARAID_FAULT_ENOSPC=<name> fails the commit of outputs called <name> with
-    ENOSPC, as if the disk filled up while they were written (tests/test_bad_input.py)."""
+    ENOSPC, as if the disk filled up while they were written (tests/e2e/test_bad_input.py)."""
     if os.environ.get(FAULT_ENV) == path.name:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 

@@ -1,13 +1,26 @@
-"""Boxes as (x, y, w, h) in pixels: IoU, greedy matching, square crops with margin."""
+"""Boxes as (x, y, w, h) in pixels: IoU, greedy matching, square crops with margin; and what
+every face detector returns (`Detection`) and is (`Detector`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: Box
+    score: float
+
+
+class Detector(Protocol):
+    def detect(self, image: np.ndarray) -> list[Detection]: ...
 
 
 def iou(a: Box, b: Box) -> float:

@@ -1,6 +1,7 @@
 """Load and validate params.yaml: every key known, every value of the right type and range.
 
-A typo or a wrong value stops the stage with one line naming the key and what is allowed.
+A typo or a wrong value stops the stage with one line naming the file, the key and what is
+allowed; the file is params.yaml unless a command's --params names another.
 """
 
 from __future__ import annotations
@@ -151,68 +152,95 @@ SCHEMA: dict[str, dict[str, Field]] = {
 }
 
 
-def _check_value(key: str, value: Any, field: Field) -> Any:
+def _check_value(key: str, value: Any, field: Field, source: str = "params.yaml") -> Any:
     kinds = field.kind if isinstance(field.kind, tuple) else (field.kind,)
     # bool is an int subclass in Python; `epochs: true` must still be refused.
     ok = isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
     if ok and field.item is not None:
         ok = all(type(v) is field.item for v in value)
+    wrong = CharaidError(f"{source}: {key} must be {field.describe()} (got {value!r})")
     if not ok or (field.choices and isinstance(value, str) and value not in field.choices):
-        raise CharaidError(f"params.yaml: {key} must be {field.describe()} (got {value!r})")
+        raise wrong
     if isinstance(value, str):  # a word: no range to check
         return value
     if field.minimum is not None and value < field.minimum:
-        raise CharaidError(f"params.yaml: {key} must be {field.describe()} (got {value!r})")
+        raise wrong
     if field.maximum is not None and value > field.maximum:
-        raise CharaidError(f"params.yaml: {key} must be {field.describe()} (got {value!r})")
+        raise wrong
     return value
 
 
-def _unknown_key(key: str, allowed: list[str]) -> CharaidError:
+def _unknown_key(key: str, allowed: list[str], source: str = "params.yaml") -> CharaidError:
     guess = difflib.get_close_matches(key.rsplit(".", 1)[-1], allowed, n=1)
     hint = f"; did you mean {guess[0]!r}?" if guess else ""
-    return CharaidError(f"params.yaml: unknown key {key!r}{hint} allowed: {', '.join(allowed)}")
+    return CharaidError(f"{source}: unknown key {key!r}{hint} allowed: {', '.join(allowed)}")
 
 
-def validate(params: Any) -> dict[str, dict[str, Any]]:
-    """Check a whole params mapping against SCHEMA; return it unchanged if valid."""
+def validate(params: Any, source: str | Path = PARAMS_FILE) -> dict[str, dict[str, Any]]:
+    """Check a whole params mapping against SCHEMA; return it unchanged if valid. Messages start
+    with `source`, the file the mapping came from."""
+    source = str(source)
     if not isinstance(params, dict):
-        raise CharaidError("params.yaml: expected a mapping of stage sections at the top level")
+        raise CharaidError(f"{source}: expected a mapping of stage sections at the top level")
     for section, values in params.items():
         if section not in SCHEMA:
-            raise _unknown_key(str(section), list(SCHEMA))
+            raise _unknown_key(str(section), list(SCHEMA), source)
         fields = SCHEMA[section]
         if not isinstance(values, dict):
-            raise CharaidError(f"params.yaml: {section} must be a mapping of keys to values")
+            raise CharaidError(f"{source}: {section} must be a mapping of keys to values")
         for key, value in values.items():
             if key not in fields:
-                raise _unknown_key(f"{section}.{key}", list(fields))
-            _check_value(f"{section}.{key}", value, fields[key])
+                raise _unknown_key(f"{section}.{key}", list(fields), source)
+            _check_value(f"{section}.{key}", value, fields[key], source)
         missing = [k for k in fields if k not in values]
         if missing:
-            raise CharaidError(f"params.yaml: {section} is missing {', '.join(missing)}")
+            raise CharaidError(f"{source}: {section} is missing {', '.join(missing)}")
     return params
 
 
-def load_params(path: str | Path = PARAMS_FILE) -> dict[str, dict[str, Any]]:
-    """Read and validate params.yaml."""
+def _unreadable(path: Path, exc: OSError, flag: str | None) -> str:
+    """Why a params file cannot be read, and what to do: the usual cause is a command run
+    outside the project folder, where the default relative `params.yaml` does not exist."""
+    passing = f" or pass {flag} FILE" if flag else ""
+    if isinstance(exc, FileNotFoundError) and path == PARAMS_FILE:
+        here = Path.cwd()
+        if not (here / "dvc.yaml").is_file():
+            return (
+                f"{path}: not found in {here}, which is not the project folder (no dvc.yaml); "
+                f"run from the project folder{passing}"
+            )
+        return (
+            f"{path}: missing from the project folder {here}; "
+            f"restore it (git checkout {path}){passing}"
+        )
+    check = f"check the {flag} path" if flag else "check the path"
+    return f"{path}: cannot read it ({exc.strerror or exc}); {check}"
+
+
+def load_params(
+    path: str | Path = PARAMS_FILE, flag: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """Read and validate a params file (params.yaml, or the file at `path`); every message
+    names that file. `flag` is the command-line option that chose it (`--params`), which the
+    message of a missing file suggests."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise CharaidError(f"cannot read {path}: {exc.strerror}") from None
+        raise CharaidError(_unreadable(path, exc, flag)) from None
     try:
         params = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""
-        raise CharaidError(f"{path}: not valid YAML{line}") from None
-    return validate(params)
+        fix = "fix that line" if where else "fix the file"
+        raise CharaidError(f"{path}: not valid YAML{line}; {fix}") from None
+    return validate(params, path)
 
 
 def load_section(section: str, path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     """Validated params of one stage; the whole file is checked so no typo goes unnoticed."""
     params = load_params(path)
     if section not in params:
-        raise CharaidError(f"params.yaml: section {section!r} is missing")
+        raise CharaidError(f"{path}: section {section!r} is missing")
     return params[section]

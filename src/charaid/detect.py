@@ -24,7 +24,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from charaid.boxes import Box, covered, iou, rescale
+from charaid.boxes import Box, Detection, covered, iou, rescale
 from charaid.errors import CharaidError
 
 BOX_SCALE = {"lbp": 1.35, "animeface": 0.98}
@@ -47,16 +47,6 @@ OPTIONAL = {
     "detector_min_score": "auto",
     "onnx": "",
 }
-
-
-@dataclass(frozen=True)
-class Detection:
-    box: Box
-    score: float
-
-
-class Detector(Protocol):
-    def detect(self, image: np.ndarray) -> list[Detection]: ...
 
 
 # ----------------------------------------------------------------------------- preprocessing

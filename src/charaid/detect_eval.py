@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from charaid.boxes import Box, iou, match
+from charaid.boxes import Box, match
+from charaid.detector.threshold import pr_curve, recall_at_precision
 from charaid.errors import CharaidError
 from charaid.yolo import read_labeled_folder
 
@@ -87,45 +88,6 @@ def score(frames: Iterable[tuple[dict[str, str], Sequence[Box], Sequence[Box]]])
     return result
 
 
-def pr_curve(
-    frames: Iterable[tuple[Sequence[Box], Sequence[float], Sequence[Box]]], min_iou: float = 0.5
-) -> list[dict]:
-    """Recall and precision if only detections scoring `score` or more were kept: one row per
-    distinct score, best first. `frames` gives (detections, their scores, truths). As usual for
-    a PR curve, each frame's detections are matched best score first, each to the free truth
-    face it overlaps most (the scores above match best IoU first: figures can differ slightly).
-    """
-    marks: list[tuple[float, bool]] = []
-    faces = 0
-    for preds, scores, truths in frames:
-        faces += len(truths)
-        free = list(range(len(truths)))
-        for i in sorted(range(len(preds)), key=lambda i: -scores[i]):
-            best = max(free, key=lambda j: iou(preds[i], truths[j]), default=None)
-            hit = best is not None and iou(preds[i], truths[best]) >= min_iou
-            if hit:
-                free.remove(best)
-            marks.append((float(scores[i]), hit))
-    marks.sort(key=lambda m: -m[0])
-    rows, hits = [], 0
-    for k, (score_, hit) in enumerate(marks, 1):
-        hits += hit
-        if k == len(marks) or marks[k][0] != score_:
-            recall = hits / faces if faces else 0.0
-            rows.append({"score": score_, "recall": recall, "precision": hits / k})
-    return rows
-
-
-def recall_at_precision(curve: list[dict], precision: float) -> dict:
-    """The most recall any score threshold keeps at `precision` or better, and that threshold
-    (None for both when none does)."""
-    ok = [row for row in curve if row["precision"] >= precision]
-    if not ok:
-        return {"recall": None, "min_score": None}
-    best = max(ok, key=lambda row: (row["recall"], row["score"]))
-    return {"recall": round(best["recall"], 4), "min_score": round(best["score"], 4)}
-
-
 def write_curve(path: Path, curve: list[dict], points: int = 200) -> None:
     """The curve as CSV (score, recall, precision), thinned to about `points` rows."""
     from charaid.atomic import write_text
@@ -163,11 +125,11 @@ def score_pipeline(
     `curve`, the precision-recall curve over detection scores (CSV).
     """
     from charaid.frames import read_index
-    from charaid.labels import read_truth
+    from charaid.truth import read_truth
 
     for index in (frames_dir / "index.csv", faces_dir / "index.csv"):
         if not index.is_file():
-            raise CharaidError(f"{index}: missing; run extract_frames and detect_faces first")
+            raise CharaidError(f"{index}: missing; run `dvc repro detect_faces` first")
     truth = read_truth(truth_dir)
     videos = {p.stem for p in truth_dir.glob("*.csv")}
     found: dict[tuple[str, str], list[tuple[Box, float]]] = {}

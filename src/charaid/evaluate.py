@@ -18,9 +18,9 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
 from charaid.atomic import atomic_path, write_json
+from charaid.dataset import load_dataset
 from charaid.errors import CharaidError
 from charaid.frames import read_index
-from charaid.labels import load_dataset
 from charaid.models import negative_class, relabel
 from charaid.predict import Recognizer
 from charaid.visualize import UNKNOWN

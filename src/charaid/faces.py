@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import os
 import sys
-import zipfile
 from pathlib import Path
 
 import cv2
@@ -17,14 +16,13 @@ import numpy as np
 from tqdm import tqdm
 
 from charaid.atomic import atomic_dir, npz_bytes
-from charaid.boxes import square_crop
-from charaid.detect import Detection, make_detector
+from charaid.boxes import Detection, square_crop
+from charaid.crops import CROPS_DIR, crop_file, crop_key, load_crops
+from charaid.detect import make_detector
 from charaid.errors import CharaidError
 from charaid.frames import read_index
 from charaid.media import read_image, write_image
 from charaid.workers import FAILED, watchdog_map
-
-CROPS_DIR = "crops"
 
 INDEX_FIELDS = [
     "crop",
@@ -121,17 +119,6 @@ def find_faces(paths: list[str], params: dict) -> dict[str, list[Face] | None]:
     return results
 
 
-def crop_file(faces_dir: str | Path, video: str) -> Path:
-    """The array file holding all crops of one video."""
-    return Path(faces_dir) / CROPS_DIR / f"{video}.npz"
-
-
-def crop_key(video: str, frame: str, k: int) -> str:
-    """A crop's key (index.csv `crop`, dataset ids): `<video>/<frame>_<k>`; the video names
-    the array file, so a key alone is enough to find the crop."""
-    return f"{video}/{frame}_{k}"
-
-
 def detect_faces(frames_dir: str | Path, out_dir: str | Path, params: dict) -> dict:
     """Write `out_dir/crops/<video>.npz` (crops, keys) and `out_dir/index.csv`.
 
@@ -142,7 +129,7 @@ def detect_faces(frames_dir: str | Path, out_dir: str | Path, params: dict) -> d
     frames_dir, out_dir = Path(frames_dir), Path(out_dir)
     index_path = frames_dir / "index.csv"
     if not index_path.is_file():
-        raise CharaidError(f"{index_path}: missing; run the extract_frames stage first")
+        raise CharaidError(f"{index_path}: missing; run `dvc repro extract_frames` first")
     frames = read_index(index_path)
     paths = [str(frames_dir / row["path"]) for row in frames]
     found = find_faces(paths, params)
@@ -151,7 +138,7 @@ def detect_faces(frames_dir: str | Path, out_dir: str | Path, params: dict) -> d
     for row, path in zip(frames, paths, strict=True):
         faces = found[path]
         if faces is None:
-            raise CharaidError(f"{path}: frame cannot be read; rerun extract_frames")
+            raise CharaidError(f"{path}: frame cannot be read; run `dvc repro extract_frames`")
         for k, (det, crop, (cx, cy, side)) in enumerate(faces):
             key = crop_key(row["video"], row["frame"], k)
             keys, crops = per_video.setdefault(row["video"], ([], []))
@@ -191,51 +178,15 @@ def detect_faces(frames_dir: str | Path, out_dir: str | Path, params: dict) -> d
     }
 
 
-def face_boxes(rows: list[dict]) -> dict[tuple[str, str], list[tuple[int, tuple]]]:
-    """Group index rows by (video, frame): [(row number, box)]."""
-    grouped: dict[tuple[str, str], list[tuple[int, tuple]]] = {}
-    for i, row in enumerate(rows):
-        box = (float(row["x"]), float(row["y"]), float(row["w"]), float(row["h"]))
-        grouped.setdefault((row["video"], str(row["frame"])), []).append((i, box))
-    return grouped
-
-
-def _read_crop_file(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise CharaidError(f"{path}: crop file missing; rerun detect_faces")
-    try:
-        with np.load(path) as data:
-            crops, keys = data["crops"], data["keys"]
-    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as e:
-        raise CharaidError(f"{path}: crop file cannot be read ({e}); rerun detect_faces") from e
-    return dict(zip(keys.tolist(), crops, strict=True))
-
-
-def load_crops(faces_dir: Path, rows: list[dict]) -> np.ndarray:
-    """All crops of `rows` (their `crop` key) stacked as uint8 (N, S, S, 3) BGR."""
-    faces_dir = Path(faces_dir)
-    files: dict[str, dict[str, np.ndarray]] = {}
-    images = []
-    for row in rows:
-        key = row["crop"]
-        video = key.rpartition("/")[0]
-        if video not in files:
-            files[video] = _read_crop_file(crop_file(faces_dir, video))
-        if key not in files[video]:
-            raise CharaidError(
-                f"{crop_file(faces_dir, video)}: no crop {key!r}; rerun detect_faces"
-            )
-        images.append(files[video][key])
-    return np.stack(images) if images else np.zeros((0, 1, 1, 3), np.uint8)
-
-
 def export_crops(faces_dir: str | Path, out_dir: str | Path) -> int:
     """Write every crop as `out_dir/<video>/<frame>_<k>.png`, for a person to sort into
     `data/labeled/<character>/`; returns the count."""
     faces_dir = Path(faces_dir)
     index = faces_dir / "index.csv"
     if not index.is_file():
-        raise CharaidError(f"{index}: missing; run the detect_faces stage first")
+        raise CharaidError(
+            f"{index}: missing; run `dvc repro detect_faces` first, or name the folder it wrote"
+        )
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         # Never replace a folder that may hold a person's sorting work.

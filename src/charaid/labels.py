@@ -16,51 +16,34 @@ The output is one array file (fast to load, one object for DVC) plus a CSV and a
 
 from __future__ import annotations
 
-import csv
 import re
 import sys
 import unicodedata
-import zipfile
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from charaid.atomic import atomic_dir, npz_bytes
 from charaid.boxes import Box, match, square_crop
+from charaid.crops import face_boxes, load_crops
+from charaid.dataset import OTHERSHOW, write_dataset
 from charaid.errors import CharaidError
-from charaid.faces import Face, face_boxes, find_faces, load_crops
+from charaid.faces import Face, find_faces
 from charaid.frames import read_index
-from charaid.media import IMAGE_EXTS, image_problem, list_media, read_image, write_image
-from charaid.visualize import contact_sheet
+from charaid.media import IMAGE_EXTS, image_problem, list_media, read_image
+from charaid.truth import read_truth
 from charaid.yolo import CLASSES_FILE, classes_file, find_classes, read_labeled_folder
 
-FIELDS = ["id", "label", "role", "source"]
-OTHERSHOW = "othershow"
 UNKNOWN_CLASS = "unknown"  # the YOLO class of faces outside the named cast (scenes)
-SCENE_ROLES = ("detected", "box")  # where a scene crop was cut: a matching detection, the box
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-
-
-def read_truth(truth_dir: Path) -> dict[tuple[str, str], list[dict]]:
-    """Truth rows grouped by (video, frame)."""
-    if not truth_dir.is_dir():
-        raise CharaidError(f"{truth_dir}: ground-truth folder not found (label.path)")
-    grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for path in sorted(truth_dir.glob("*.csv")):
-        for row in read_index(path):
-            grouped[(path.stem, str(row["frame"]))].append(row)
-    if not grouped:
-        raise CharaidError(f"{truth_dir}: no ground-truth CSV files")
-    return grouped
 
 
 def labels_from_truth(faces_dir: Path, truth_dir: Path, min_iou: float, other: str) -> list[dict]:
     """One row per detected face that matches a truth face; unmatched detections are dropped."""
     index = faces_dir / "index.csv"
     if not index.is_file():
-        raise CharaidError(f"{index}: missing; run the detect_faces stage first")
+        raise CharaidError(f"{index}: missing; run `dvc repro detect_faces` first")
     rows = read_index(index)
     truth = read_truth(truth_dir)
     labelled = []
@@ -250,31 +233,8 @@ def build_dataset(
         ]
     )
     counts = Counter(r["label"] for r in rows)
-    with atomic_dir(out_dir) as tmp:
-        ids = np.array([r["id"] for r in rows])
-        (tmp / "crops.npz").write_bytes(npz_bytes({"images": stack, "ids": ids}))
-        with open(tmp / "labels.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
-        groups: dict[str, list[np.ndarray]] = defaultdict(list)
-        for row, img in zip(rows, stack, strict=True):
-            groups[row["label"]].append(img)
-        write_image(tmp / "contact_sheet.png", contact_sheet(dict(sorted(groups.items()))))
+    write_dataset(out_dir, rows, stack)
     summary = {"faces": len(rows), "classes": dict(sorted(counts.items()))}
     if params["from"] == "scenes":
         summary["detected"] = sum(r["role"] == "detected" for r in rows)
     return summary
-
-
-def load_dataset(dataset_dir: Path) -> tuple[np.ndarray, list[dict]]:
-    """Images (N, S, S, 3) uint8 BGR and label rows, in the same order."""
-    npz, csv_path = dataset_dir / "crops.npz", dataset_dir / "labels.csv"
-    if not npz.is_file() or not csv_path.is_file():
-        raise CharaidError(f"{dataset_dir}: dataset missing; run the label stage first")
-    try:
-        with np.load(npz) as data:
-            images = data["images"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        raise CharaidError(f"{npz}: damaged ({exc}); rerun the label stage") from None
-    return images, read_index(csv_path)

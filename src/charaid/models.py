@@ -223,6 +223,11 @@ def resize_crops(images: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def to_input(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, H, W, 3) BGR -> float32 (N, 3, H, W) in [0, 1], contiguous for the convolutions."""
+    return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255)
+
+
 def negative_class(target: str) -> str:
     """One-vs-rest: the name of the second class ("not X")."""
     return f"not {target}"

@@ -95,7 +95,7 @@ class Namer:
 
     def names(self, pictures: Sequence[Path], boxes: Sequence[Sequence[Box]]) -> list[list[str]]:
         """The name predict gives each detection box of each picture."""
-        from charaid.detect import Detection
+        from charaid.boxes import Detection
         from charaid.media import read_image
         from charaid.predict import crop_faces
 

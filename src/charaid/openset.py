@@ -76,13 +76,15 @@ class Gallery:
     def __init__(self, path: Path, quantile: float, k: int = K) -> None:
         if not path.is_file():
             raise CharaidError(
-                f"{path}: missing (the model predates open-set scoring); rerun train, or set "
-                "predict.unknown_method: softmax"
+                f"{path}: missing (the model predates open-set scoring); "
+                "run `dvc repro train`, or set predict.unknown_method: softmax"
             )
         with np.load(path) as data:
             self.features = data["features"].astype(np.float32)
         if len(self.features) < 2:
-            raise CharaidError(f"{path}: fewer than 2 training faces to calibrate on; rerun train")
+            raise CharaidError(
+                f"{path}: fewer than 2 training faces to calibrate on; run `dvc repro train`"
+            )
         self.k = k
         # scored exactly as new faces are (same float32 features), each without its own match
         self.train_scores = knn_similarity(self.features, self.features, k, leave_one_out=True)

@@ -14,12 +14,10 @@ import cv2
 import numpy as np
 from chainer import serializers
 
-from charaid.boxes import Box, square_crop
-from charaid.detect import Detection, Detector
+from charaid.boxes import Box, Detection, Detector, square_crop
 from charaid.errors import CharaidError
-from charaid.models import build_model, resize_crops
+from charaid.models import build_model, resize_crops, to_input
 from charaid.openset import GALLERY, Gallery, K
-from charaid.train import to_input
 from charaid.visualize import UNKNOWN
 
 DETECT_MAX_SIDE = 1920  # pixels; larger pictures are searched for faces at this size
@@ -49,19 +47,21 @@ class Recognizer:
         model_dir = Path(model_dir)
         meta_path, npz_path = model_dir / "model.json", model_dir / "model.npz"
         if not meta_path.is_file() or not npz_path.is_file():
-            raise CharaidError(f"{model_dir}: no trained model (model.npz + model.json); run train")
+            raise CharaidError(
+                f"{model_dir}: no trained model (model.npz + model.json); run `dvc repro train`"
+            )
         try:
             self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
             self.classes: list[str] = list(self.meta["classes"])
             self.input_size: int = int(self.meta["input_size"])
             self.meta["model"]
         except (ValueError, KeyError, TypeError) as exc:
-            raise CharaidError(f"{meta_path}: damaged ({exc}); rerun train") from None
+            raise CharaidError(f"{meta_path}: damaged ({exc}); run `dvc repro train`") from None
         use_fast = self.meta.get("fast", True) if fast is None else fast
         try:
             self.model = build_model(self.meta["model"], len(self.classes), fast=use_fast)
         except ValueError as exc:  # a model.json from a newer or another charaid
-            raise CharaidError(f"{meta_path}: {exc}; rerun train") from None
+            raise CharaidError(f"{meta_path}: {exc}; run `dvc repro train`") from None
         try:
             serializers.load_npz(str(npz_path), self.model)
         except (KeyError, ValueError, OSError, EOFError) as exc:

@@ -9,7 +9,9 @@
   whose faces look alike: two neighbouring frames are one shot when a face of one and a face of
   the other with the same label have 64-bit dHashes (of their crops) within SHOT_DISTANCE.
 - `episode`: whole videos (scenes: whole picture folders; labeled folders:
-  `<character>/<video>/` sub-folders), so that no video has crops on both sides.
+  `<character>/<video>/` sub-folders), so that no video has crops on both sides. Crops that
+  come from fewer than two videos (pictures of one folder, labeled folders without video
+  sub-folders) are split by shot instead, with a line that says so.
 
 For `shot` and `episode`, groups are drawn in a seeded order and held out while they bring a
 class still short of its test count and leave every class of theirs some training crops; a
@@ -30,9 +32,9 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from charaid.atomic import atomic_dir
+from charaid.dataset import OTHERSHOW, SCENE_ROLES
 from charaid.errors import CharaidError
 from charaid.frames import dhash, hamming
-from charaid.labels import OTHERSHOW, SCENE_ROLES
 
 FIELDS = ["id", "label"]
 SHOT_DISTANCE = 10  # of 64 bits: unrelated face crops differ by ~24-32, a held pose by a few
@@ -84,16 +86,27 @@ def origin(row: dict) -> tuple[str | None, str]:
 
 
 def episode_keys(rows: list[dict]) -> list[str]:
-    """The video (episode) of each row; an error if some rows carry none."""
-    keys = [origin(row)[0] for row in rows]
-    missing = [row for row, key in zip(rows, keys, strict=True) if key is None]
-    if missing:
-        raise CharaidError(
-            f"split.by episode: {len(missing)} crops carry no video (e.g. {missing[0]['id']}); "
-            "put labeled pictures in <character>/<video>/ sub-folders, or use split.by: shot "
-            "or crop"
-        )
-    return [str(key) for key in keys]
+    """The video (episode) of each row; "" for rows that carry none (a picture directly in a
+    labeled `<character>/` folder)."""
+    return ["" if key is None else str(key) for key, _ in map(origin, rows)]
+
+
+def _shots_instead(
+    rows: list[dict],
+    test_per_class: float,
+    seed: int,
+    images: list[np.ndarray] | np.ndarray | None,
+    keys: list[str],
+) -> dict[str, list[dict]]:
+    """split.by episode where the crops do not come from two or more known videos: whole
+    shots are the next best thing, said in one line."""
+    why = "carry no video" if keys and not any(keys) else f"come from one video ({keys[0]})"
+    print(
+        f"split.by episode: the crops {why}, so whole shots are held out instead (keep "
+        "labeled crops in <character>/<video>/ folders for episodes)",
+        file=sys.stderr,
+    )
+    return split_rows(rows, test_per_class, seed, "shot", images)
 
 
 def shot_keys(rows: list[dict], images: list[np.ndarray]) -> list[str]:
@@ -210,6 +223,8 @@ def split_rows(
             keys = shot_keys(source, [image for _, image in kept])
         elif by == "episode":
             keys = episode_keys(source)
+            if len(set(keys)) < 2:  # pictures of one folder, or crops sorted without videos
+                return _shots_instead(rows, test_per_class, seed, images, keys)
         else:
             raise ValueError(f"split.by {by!r}: not crop, shot or episode")
         items = [{"id": row["id"], "label": row["label"]} for row in source]

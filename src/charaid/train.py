@@ -7,11 +7,9 @@ run resumes where it stopped. Every random source is seeded from params.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
-import random
 import shutil
 import time
 from pathlib import Path
@@ -23,24 +21,21 @@ from chainer import iterators, optimizers, serializers, training
 from chainer.training import extensions
 
 from charaid import fastops
-from charaid.atomic import atomic_path, write_json, write_npz
+from charaid.atomic import write_json, write_npz
 from charaid.augment import AugmentedDataset
+from charaid.curves import plot_report
 from charaid.distributed import Workers
 from charaid.errors import CharaidError
 from charaid.frames import read_index
 from charaid.live import LiveLog
-from charaid.models import build_model, classes_for, resize_crops
+from charaid.models import build_model, classes_for, resize_crops, to_input
 from charaid.openset import GALLERY, features_of, save_gallery
-
-
-def to_input(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, H, W, 3) BGR -> float32 (N, 3, H, W) in [0, 1], contiguous for the convolutions."""
-    return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)  # Chainer's initializers and dropout draw from numpy's global state
+from charaid.trainer import (
+    EpochCsv,
+    EpochOrderSampler,
+    SeededUpdater,
+    seed_everything,
+)
 
 
 def arrays_for(images: np.ndarray, ids: list[str], split_rows: list[dict], classes: list[str]):
@@ -48,52 +43,19 @@ def arrays_for(images: np.ndarray, ids: list[str], split_rows: list[dict], class
     where = {crop_id: i for i, crop_id in enumerate(ids)}
     missing = [r["id"] for r in split_rows if r["id"] not in where]
     if missing:
-        raise CharaidError(f"split lists crops the dataset lacks (e.g. {missing[0]}); rerun split")
+        raise CharaidError(
+            f"split lists crops the dataset lacks (e.g. {missing[0]}); run `dvc repro split`"
+        )
     pick = np.array([where[r["id"]] for r in split_rows], dtype=np.int64)
     label_of = {c: i for i, c in enumerate(classes)}
     unknown = sorted({r["label"] for r in split_rows} - set(label_of))
     if unknown:
         raise CharaidError(
             f"split: test labels {', '.join(map(repr, unknown))} have no training crops; "
-            "rerun split"
+            "run `dvc repro split`"
         )
     y = np.array([label_of[r["label"]] for r in split_rows], dtype=np.int32)
     return to_input(images[pick]), y
-
-
-def derived_seed(seed: int, *keys: object) -> int:
-    """A 32-bit seed from the run's seed and a position (epoch, iteration) in it."""
-    digest = hashlib.sha256(":".join(map(str, (seed, *keys))).encode()).digest()
-    return int.from_bytes(digest[:4], "little")
-
-
-class EpochOrderSampler(iterators.OrderSampler):
-    """Shuffles each epoch from (seed, epoch), not from a running generator: a run resumed from
-    a snapshot (which stores the epoch but no generator state) sees the same orders."""
-
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-        self.iterator: iterators.SerialIterator | None = None
-
-    def __call__(self, current_order: np.ndarray, current_position: int) -> np.ndarray:
-        # called as epoch `iterator.epoch` ends, for the next one (before the iterator exists:
-        # the first epoch's order)
-        epoch = -1 if self.iterator is None else self.iterator.epoch
-        rng = np.random.RandomState(derived_seed(self.seed, "order", epoch))
-        return rng.permutation(len(current_order))
-
-
-class SeededUpdater(training.updaters.StandardUpdater):
-    """Reseeds numpy's global generator (dropout draws from it) from (seed, iteration) before
-    each update, so a resumed run draws exactly what the uninterrupted one did."""
-
-    def __init__(self, seed: int, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.seed = seed
-
-    def update_core(self) -> None:
-        np.random.seed(derived_seed(self.seed, "update", self.iteration))
-        super().update_core()
 
 
 class DrawCounts(training.Extension):
@@ -110,39 +72,6 @@ class DrawCounts(training.Extension):
 
     def serialize(self, serializer) -> None:
         self.dataset.draws[...] = serializer("draws", self.dataset.draws)
-
-
-def _rounded(key: str, value: object) -> object:
-    if not isinstance(value, float):
-        return value
-    return float(f"{value:.4g}") if key == "lr" else round(value, 5)
-
-
-class EpochCsv(training.Extension):
-    """Append each epoch's LogReport entry to a CSV that `dvc plots` reads."""
-
-    trigger = (1, "epoch")
-    priority = training.PRIORITY_READER
-
-    def __init__(self, path: Path, columns: dict[str, str] | None = None) -> None:
-        self.path = path
-        self.columns = columns or {  # CSV column: LogReport key
-            "epoch": "epoch",
-            "loss": "main/loss",
-            "accuracy": "main/accuracy",
-            "test_loss": "validation/main/loss",
-            "test_accuracy": "validation/main/accuracy",
-            "lr": "lr",
-        }
-
-    def __call__(self, trainer: training.Trainer) -> None:
-        log = trainer.get_extension("LogReport").log
-        rows = [{col: e.get(key) for col, key in self.columns.items()} for e in log]
-        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(self.columns))
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: _rounded(k, v) for k, v in row.items()})
 
 
 def run_key(params: dict, split_dir: Path, dataset_dir: Path) -> str:
@@ -168,7 +97,7 @@ def train(
     outputs, and the other ranks return an empty dict.
     """
     workers = workers or Workers.single()
-    from charaid.labels import load_dataset
+    from charaid.dataset import load_dataset
 
     images, rows = load_dataset(dataset_dir)
     # keys added by issue 4; a params dict without them means the seed's behaviour
@@ -231,12 +160,12 @@ def train(
         trainer.extend(extensions.LogReport())
         trainer.extend(EpochCsv(metrics_dir / "train_log.csv"))
         trainer.extend(LiveLog(metrics_dir / "live"))
-        for key in ("loss", "accuracy"):
-            trainer.extend(
-                extensions.PlotReport(
-                    [f"main/{key}", f"validation/main/{key}"], "epoch", filename=f"{key}.png"
-                )
-            )
+        for key, title, ylabel in (
+            ("loss", "Classifier loss", "softmax cross-entropy"),
+            ("accuracy", "Classifier accuracy", "share of crops named right"),
+        ):
+            names = {f"main/{key}": "training crops", f"validation/main/{key}": "held-out crops"}
+            trainer.extend(plot_report(names, f"{key}.png", title, ylabel))
         trainer.extend(extensions.ProgressBar(update_interval=10))
     if isinstance(train_data, AugmentedDataset):
         trainer.extend(DrawCounts(train_data))

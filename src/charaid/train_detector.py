@@ -23,13 +23,14 @@ from chainer.training import extensions
 
 from charaid import fastops
 from charaid.atomic import write_json, write_text
+from charaid.curves import plot_report
 from charaid.detector import backend, heatmap
 from charaid.detector.net import FaceNet
 from charaid.detector.scenes import Draw, Scene, crop_pool, draw_sample, truth_scenes, yolo_scenes
-from charaid.detector.threshold import UNCALIBRATED
+from charaid.detector.threshold import UNCALIBRATED, pr_curve
 from charaid.errors import CharaidError
 from charaid.media import read_image
-from charaid.train import EpochCsv, SeededUpdater, derived_seed, seed_everything
+from charaid.trainer import EpochCsv, SeededUpdater, derived_seed, seed_everything
 
 LOG_COLUMNS = {
     "epoch": "epoch",
@@ -107,10 +108,14 @@ FLOOR = 0.05  # the lowest face score calibration considers
 
 
 def best_threshold(curve: list[dict]) -> dict:
-    """The point of a precision-recall curve (IoU 0.5) with the best F1: its threshold, recall and
-    precision. A partly trained net's scores are low but well ordered (dexter val after 8 epochs:
-    at 0.3 it kept 0.21 of the faces, at 0.15 0.91 at IoU 0.3), so a fixed cut would throw away
-    what it found."""
+    """The point of a precision-recall curve (IoU 0.5) with the best F1: its recall and precision,
+    and a threshold halfway between the lowest score it keeps and the next score below, which
+    keeps the same detections on these pictures with a margin for new ones (demo, 24 epochs,
+    held-out episodes: recall 0.984 -> 0.995, precision 0.998 -> 0.995, against a cut at the
+    lowest kept score).
+    A partly trained net's scores are low but well ordered (dexter val after 8 epochs: at 0.3 it
+    kept 0.21 of the faces, at 0.15 0.91 at IoU 0.3), so a fixed cut would throw away what it
+    found."""
     if not curve:
         return {"min_score": UNCALIBRATED, "recall": 0.0, "precision": 0.0}
 
@@ -118,9 +123,11 @@ def best_threshold(curve: list[dict]) -> dict:
         r, p = row["recall"], row["precision"]
         return 2 * r * p / (r + p) if r + p else 0.0
 
-    best = max(curve, key=lambda row: (f1(row), row["score"]))
+    k = max(range(len(curve)), key=lambda i: (f1(curve[i]), curve[i]["score"]))
+    best = curve[k]
+    below = curve[k + 1]["score"] if k + 1 < len(curve) else FLOOR  # rows run best score first
     return {
-        "min_score": round(best["score"], 4),
+        "min_score": round((best["score"] + below) / 2, 4),
         "recall": round(best["recall"], 4),
         "precision": round(best["precision"], 4),
     }
@@ -129,8 +136,6 @@ def best_threshold(curve: list[dict]) -> dict:
 def score_pictures(net: FaceNet, scenes: list[Scene], input_size: int) -> dict:
     """`net` on whole pictures (as detect_faces runs it): the score threshold with the best F1 at
     IoU 0.5 (`best_threshold`), with its recall and precision."""
-    from charaid.detect_eval import pr_curve
-
     frames = []
     with chainer.using_config("train", False), chainer.no_backprop_mode():
         for scene in scenes:
@@ -242,14 +247,16 @@ def train_detector(
     trainer.extend(validation)
     trainer.extend(extensions.LogReport())
     trainer.extend(EpochCsv(metrics_dir / "detector_log.csv", LOG_COLUMNS))
-    trainer.extend(
-        extensions.PlotReport(["main/loss", "main/heat", "main/size"], "epoch", filename="loss.png")
-    )
-    trainer.extend(
-        extensions.PlotReport(
-            ["validation/recall", "validation/precision"], "epoch", filename="val.png"
-        )
-    )
+    losses = {
+        "main/loss": "total",
+        "main/heat": "face centres (focal loss)",
+        "main/size": "box side (L1, log)",
+        "main/offset": "centre offset (L1)",
+    }
+    trainer.extend(plot_report(losses, "loss.png", "Detector training loss", "loss per face"))
+    scores = {"validation/recall": "recall", "validation/precision": "precision"}
+    title = "Detector on its validation pictures (IoU 0.5, best-F1 threshold)"
+    trainer.extend(plot_report(scores, "val.png", title, "share of faces / of detections"))
     trainer.extend(extensions.ProgressBar(update_interval=5))
     trainer.extend(extensions.snapshot(filename="snapshot"), trigger=(1, "epoch"))
     snapshot = run_dir / "snapshot"

@@ -116,6 +116,7 @@ def contact_sheet(
 
 
 TRUTH_COLOR, DETECTION_COLOR = (60, 190, 60), (40, 40, 230)  # BGR: green, red
+LEGEND_BAND = 56  # px above an error sheet: its title and the box colours' meaning
 
 
 def _in_context(image: np.ndarray, box: Box, truths, preds, side: int) -> np.ndarray:
@@ -158,5 +159,28 @@ def error_sheet(
             continue
         missed += [_in_context(image, b, truths, preds, side) for b in lost]
         false += [_in_context(image, b, truths, preds, side) for b in extra]
-    captions = {"missed faces": f"{n_missed} in all", "false detections": f"{n_false} in all"}
-    return contact_sheet({"missed faces": missed, "false detections": false}, per_row, captions)
+    rows = {"missed faces": (missed, n_missed), "false detections": (false, n_false)}
+    shown = {name: crops for name, (crops, n) in rows.items() if n}  # no empty rows
+    captions = {name: f"{n} in all" for name, (_, n) in rows.items()}
+    none = [name for name, (_, n) in rows.items() if not n]
+    title = f"Detection errors at IoU {min_iou:g}" + (
+        f" (no {' and no '.join(none)})" if none else ""
+    )
+    sheet = (
+        contact_sheet(shown, per_row, captions) if shown else np.full((8, 640, 3), 255, np.uint8)
+    )
+    return with_legend(sheet, title)
+
+
+def with_legend(sheet: np.ndarray, title: str) -> np.ndarray:
+    """`sheet` under a band with its title and what the box colours mean."""
+    band = np.full((LEGEND_BAND, max(sheet.shape[1], 640), 3), 255, np.uint8)
+    cv2.putText(band, title, (14, 22), _FONT, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    x = 14
+    for color, text in ((TRUTH_COLOR, "truth face"), (DETECTION_COLOR, "detection")):
+        cv2.rectangle(band, (x, 34), (x + 26, 50), color, 2)
+        cv2.putText(band, text, (x + 34, 48), _FONT, 0.5, (60, 60, 60), 1, cv2.LINE_AA)
+        x += 34 + cv2.getTextSize(text, _FONT, 0.5, 1)[0][0] + 30
+    body = np.full((sheet.shape[0], band.shape[1], 3), 255, np.uint8)
+    body[:, : sheet.shape[1]] = sheet
+    return np.vstack([band, body])

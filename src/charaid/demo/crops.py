@@ -85,7 +85,8 @@ def write_train_project(
     """
     import yaml
 
-    from charaid.labels import build_dataset, load_dataset
+    from charaid.dataset import load_dataset
+    from charaid.labels import build_dataset
     from charaid.split import split_rows, write_split
 
     root = Path(root)

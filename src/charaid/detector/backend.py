@@ -111,7 +111,7 @@ class LearnedDetector:
 
     def detect(self, image: np.ndarray, scale: float = 1.0) -> list:
         """Faces in `image` (a copy of the frame resized by `scale`); boxes in frame pixels."""
-        from charaid.detect import Detection
+        from charaid.boxes import Detection
 
         maps, factor = self.maps(image)
         found = decode(maps, self.min_score, factor * scale)

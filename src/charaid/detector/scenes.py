@@ -57,7 +57,7 @@ def truth_scenes(frames_dir: Path, truth_dir: Path, videos: list[str]) -> list[S
     """Frames of `videos` (extract_frames' index) with their ground-truth faces (none where a
     frame has no truth row)."""
     from charaid.frames import read_index
-    from charaid.labels import read_truth
+    from charaid.truth import read_truth
 
     truth = read_truth(truth_dir)
     scenes = []

@@ -99,7 +99,7 @@ class OnnxDetector:
 
     def detect(self, image: np.ndarray, scale: float = 1.0) -> list:
         """Faces in `image` (a copy of the frame resized by `scale`); boxes in frame pixels."""
-        from charaid.detect import Detection
+        from charaid.boxes import Detection
 
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)

@@ -1,0 +1,51 @@
+"""End to end on real art: a small subset of holoen-faces as the user's labeled folders,
+through label -> split -> train -> evaluate (bench/labeled_folder.py, the script that measured the
+README's figures), then the label helper on crops whose labels are hidden from it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import ROOT, SHARED, need_shared
+
+HOLOEN = SHARED / "holoen-faces"
+
+
+def run_script(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.slow
+def test_small_holoen_subset_end_to_end(tmp_path):
+    need_shared(HOLOEN)
+    out = tmp_path / "labeled_folder.json"
+    run_script(
+        "bench/labeled_folder.py", "--name", "tiny", "--classes", "4", "--per-class", "40",
+        "--test-per-class", "10", "--out", str(out), "--work", str(tmp_path / "work"),
+        "-S", "train.model=bn_cnn", "-S", "train.input_size=32", "-S", "train.augment=true",
+        "-S", "train.epochs=8", "-S", "train.lr=0.003", "-S", "train.batch_size=10",
+    )  # fmt: skip
+    record = json.loads(out.read_text())["tiny"]
+    assert record["classes"] == 4 and record["test_faces"] == 40 and record["train_faces"] == 120
+    assert record["test_accuracy"] >= 0.6  # chance is 0.25 (measured: 0.8)
+    assert (tmp_path / "work" / "models" / "gallery.npz").is_file()
+
+    # the label helper on the same crops, labels hidden; the trained model pre-sorts them
+    helper = tmp_path / "helper.json"
+    for extra in ([], ["--model", str(tmp_path / "work" / "models"), "--presort"]):
+        run_script(
+            "bench/label_helper.py", "--name", "x", "--clusters", "8", "--out", str(helper),
+            "--only-test", str(tmp_path / "work" / "split" / "test.csv"), "--folder",
+            str(tmp_path / "work" / "labeled"), *extra,
+        )  # fmt: skip
+        q = json.loads(helper.read_text())["x"]
+        assert q["crops"] == 40 and q["purity"] > 0.4
+        assert q["moves"] == round(40 * (1 - q["purity"]))

@@ -1,0 +1,318 @@
+"""charaid's own face detector: sample geometry, composites, target encoding and decoding, a short
+training run, the `learned` backend, and the box-file checks of YOLO folders."""
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from charaid.boxes import iou
+from charaid.cli import main
+from charaid.detect import make_detector
+from charaid.detect_eval import fit_boxes
+from charaid.detector import heatmap
+from charaid.detector.composite import carry, face_in_crop, paste
+from charaid.detector.net import HEAT, OFFSET_X, OFFSET_Y, SIZE, STRIDE
+from charaid.detector.scenes import Draw, place
+from charaid.errors import CharaidError
+from charaid.yolo import read_boxes
+
+# ----------------------------------------------------------------------------- geometry
+
+
+def test_carry_scales_moves_and_mirrors_a_box():
+    assert carry((10, 20, 30, 40), 2.0, 5, -5) == (25, 35, 60, 80)
+    # mirrored in a 100-wide picture: the right edge 85 becomes the left edge 15
+    assert carry((10, 20, 30, 40), 2.0, 5, -5, flip_width=100) == (15, 35, 60, 80)
+
+
+def _bright_box(image: np.ndarray) -> tuple[float, float, float, float] | None:
+    ys, xs = np.nonzero(image[..., 2] > 200)
+    if not len(xs):
+        return None
+    return (xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_sample_patch_boxes_the_face_where_it_landed(seed):
+    """A red square on a black picture: wherever the patch is cut, at whatever zoom, mirrored or
+    not, the box that comes back lies on the red square in the patch."""
+    image = np.zeros((300, 500, 3), np.uint8)
+    face = (320.0, 90.0, 60.0, 60.0)
+    cv2.rectangle(image, (320, 90), (379, 149), (0, 0, 255), -1)
+    patch, boxes = place(image, (face,), np.random.default_rng(seed), Draw(400, 160))
+    seen = _bright_box(patch)
+    if not boxes:  # the face's centre fell outside the patch
+        # at most a part of it shows, cut by the patch's edge
+        assert (
+            seen is None or min(seen[:2]) == 0 or max(seen[0] + seen[2], seen[1] + seen[3]) == 160
+        )
+        return
+    (x, y, w, h) = boxes[0]
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, 160), min(y + h, 160)  # what is in view
+    assert seen is not None and iou((x0, y0, x1 - x0, y1 - y0), seen) > 0.85
+
+
+def test_a_pasted_crop_brings_its_face_box():
+    background = np.zeros((200, 300, 3), np.uint8)
+    crop = np.zeros((100, 100, 3), np.uint8)
+    fx, fy, fw, fh = face_in_crop(100, 0.6)
+    assert (fx, fy, fw, fh) == (20, 20, 60, 60)
+    cv2.rectangle(crop, (20, 20), (79, 79), (0, 0, 255), -1)
+    for blend in ("hard", "feathered", "poisson"):
+        out = paste(background, crop, 120, 40, 50, blend)
+        face = (120 + fx / 2, 40 + fy / 2, fw / 2, fh / 2)  # pasted at half size
+        seen = _bright_box(out) if blend == "hard" else (120 + 10, 40 + 10, 30, 30)
+        assert iou(face, seen) > 0.85
+        assert out[40 + 25, 120 + 25, 2] > 150, blend  # the crop's centre is there
+        assert (out[:, :110] == 0).all()  # nothing outside the pasted square changed
+    cut = paste(background, crop, 280, -20, 50, "hard")  # half outside: cut, not an error
+    assert cut.shape == background.shape and cut[0:10, 280:300].any()
+
+
+# ----------------------------------------------------------------------------- encode, decode
+
+
+def _maps_from(targets: dict, height: int, width: int) -> np.ndarray:
+    """The head maps a perfect detector would give for these targets."""
+    h, w = height // STRIDE, width // STRIDE
+    maps = np.zeros((4, h, w), np.float32)
+    heat = np.clip(targets["heat"], 1e-4, 1 - 1e-4)
+    maps[HEAT] = np.log(heat / (1 - heat))
+    for k, flat in enumerate(targets["centre"]):
+        y, x = divmod(int(flat), w)
+        maps[OFFSET_X, y, x], maps[OFFSET_Y, y, x] = targets["offset"][k]
+        side = targets["size"][list(targets["where"]).index(flat)]  # a centre regresses too
+        maps[SIZE, max(0, y - 1) : y + 2, max(0, x - 1) : x + 2] = side
+    for k, flat in enumerate(targets["where"]):
+        maps[SIZE].flat[flat] = targets["size"][k]
+    return maps
+
+
+def test_decoding_perfect_maps_gives_the_boxes_back():
+    boxes = [(10.0, 12.0, 24.0, 24.0), (60.5, 30.2, 40.0, 40.0), (200.0, 100.0, 120.0, 120.0)]
+    targets = heatmap.encode(boxes, 256, 384)
+    found = heatmap.decode(_maps_from(targets, 256, 384), 0.5)
+    assert len(found) == 3
+    for box in boxes:
+        best = max(found, key=lambda f: iou(f[0], box))
+        assert best[0] == pytest.approx(box, abs=1e-3) and best[1] > 0.99
+    # the picture was resized by 0.5 before the detector: boxes come back in its pixels
+    half = heatmap.decode(_maps_from(targets, 256, 384), 0.5, scale=0.5)
+    assert sorted(b[0][2] for b in half) == pytest.approx([48, 80, 240], abs=1e-3)
+
+
+def test_decoding_keeps_one_face_per_peak_and_drops_weak_ones():
+    maps = np.zeros((4, 20, 20), np.float32)
+    maps[HEAT] = -9.0
+    maps[SIZE] = math.log(6)  # 24-pixel faces everywhere, centred in their cells
+    maps[HEAT, 5, 5], maps[HEAT, 5, 6] = 3.0, 2.0  # a peak and its shoulder: one face
+    maps[HEAT, 15, 15] = -0.5  # score 0.38: kept at 0.3, dropped at 0.5
+    assert len(heatmap.decode(maps, 0.3)) == 2
+    (face,) = heatmap.decode(maps, 0.5)
+    assert face[0] == pytest.approx((5 * 4 - 12, 5 * 4 - 12, 24, 24))
+
+
+def test_faces_whose_centre_is_outside_are_not_targets():
+    t = heatmap.encode([(-30, 10, 20, 20), (50, 50, 20, 20)], 128, 128)
+    assert len(t["centre"]) == 1 and t["heat"].max() == 1.0 and (t["heat"] == 1.0).sum() == 1
+
+
+# ----------------------------------------------------------------------------- fit-boxes
+
+
+def test_fit_boxes_recovers_a_known_scale_and_offset():
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(5):
+        preds, truths = [], []
+        for _ in range(3):
+            x, y, s = rng.uniform(0, 500), rng.uniform(0, 300), rng.uniform(20, 120)
+            preds.append((x, y, s, s))
+            # the folder boxes whole heads: 1.3x the side, centre 0.1 side higher
+            cx, cy, t = x + s / 2, y + s / 2 - 0.1 * s, 1.3 * s
+            truths.append((cx - t / 2, cy - t / 2, t, t))
+        frames.append((preds, truths))
+    fit = fit_boxes(frames)
+    assert (fit.scale, fit.dx, fit.dy) == pytest.approx((1.3, 0.0, -0.1), abs=1e-6)
+    assert fit.pairs == 15
+    assert fit(frames[0][0][0]) == pytest.approx(frames[0][1][0])
+    assert fit_boxes([([(0, 0, 10, 10)], [(100, 100, 10, 10)])]).pairs == 0  # no pair: identity
+
+
+# ----------------------------------------------------------------------------- YOLO checks
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("0 0.5 0.5 0.2", "a.txt:2: expected 'class cx cy w h'"),
+        ("face 0.5 0.5 0.2 0.2", "a.txt:2: expected 'class cx cy w h'"),
+        ("3 0.5 0.5 0.2 0.2", "a.txt:2: class 3, but classes.txt names 2"),
+        ("0 250 120 40 40", "a.txt:2: box outside the picture"),
+        ("0 0.95 0.5 0.2 0.2", "a.txt:2: box outside the picture"),
+    ],
+)
+def test_a_bad_box_line_is_named_by_file_and_line(tmp_path, line, expected):
+    f = tmp_path / "a.txt"
+    f.write_text(f"0 0.5 0.5 0.2 0.2\n{line}\n")
+    with pytest.raises(CharaidError, match=expected):
+        read_boxes(f, 200, 100, classes=2)
+
+
+def _drawn_set(root, pictures: int = 6):
+    """Drawn demo characters with YOLO boxes: a small set any detector can learn."""
+    from charaid.demo.cast import named_cast
+    from charaid.demo.draw import Pose, draw_character
+
+    cast = named_cast(4)
+    root.mkdir(parents=True)
+    (root / "classes.txt").write_text("face\n")
+    for i in range(pictures):
+        img = np.full((240, 360, 3), (200 - 10 * i, 220, 235), np.uint8)
+        lines = []
+        for k in range(2):
+            pose = Pose(90 + 180 * k, 120, 50 + 10 * ((i + k) % 3))
+            x, y, s, _ = draw_character(img, cast[(i + k) % 4], pose).box
+            lines.append(
+                f"0 {(x + s / 2) / 360:.5f} {(y + s / 2) / 240:.5f} {s / 360:.5f} {s / 240:.5f}"
+            )
+        cv2.imwrite(str(root / f"{i}.png"), img)
+        (root / f"{i}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_detect_eval_checks_every_box_file_before_detecting(tmp_path, capsys):
+    folder = _drawn_set(tmp_path / "set", 2)
+    (folder / "1.txt").write_text("0 0.5 0.5 0.2 0.2\n7 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["detect-eval", str(folder)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 1 and err.count("\n") == 1
+    assert "1.txt:2: class 7, but classes.txt names 1" in err
+
+
+def test_detect_eval_exits_1_when_no_picture_can_be_read(tmp_path, capsys):
+    folder = tmp_path / "set"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"not a picture")
+    (folder / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["detect-eval", str(folder)])
+    assert exc.value.code == 1
+    assert "none of the 1 pictures could be read" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- training
+
+
+TINY = {
+    "scenes": [],
+    "truth": "",
+    "holdout_videos": [],
+    "crops": "",
+    "init": "",
+    "crop_face": 0.7,
+    "composites": 0.0,
+    "input_size": 256,
+    "patch": 128,
+    "widths": [8, 16, 16, 16, 16, 16],
+    "neck": 8,
+    "epochs": 4,
+    "samples_per_epoch": 48,
+    "batch_size": 8,
+    "lr": 0.005,
+    "seed": 0,
+    "val_fraction": 0.0,
+    "val_pictures": 0,
+}
+
+
+def test_a_short_training_run_lowers_the_loss_and_is_reproducible(tmp_path):
+    from charaid.detector.threshold import UNCALIBRATED
+    from charaid.train_detector import train_detector
+
+    folder = _drawn_set(tmp_path / "set")
+    params = {**TINY, "scenes": [str(folder)]}
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        out.mkdir()
+        train_detector(params, tmp_path / "frames", out, out, out / "work")
+        runs.append(out)
+    log = (runs[0] / "detector_log.csv").read_text().splitlines()
+    assert log[0].startswith("epoch,loss")
+    losses = [float(row.split(",")[1]) for row in log[1:]]
+    assert len(losses) == 4 and losses[-1] < 0.7 * losses[0]
+    assert (runs[0] / "detector.npz").read_bytes() == (runs[1] / "detector.npz").read_bytes()
+    meta = json.loads((runs[0] / "detector.json").read_text())
+    assert meta["input_size"] == 256 and meta["widths"] == TINY["widths"]
+    # fine-tuning starts where the first run ended, not from scratch
+    tuned = tmp_path / "tuned"
+    tuned.mkdir()
+    tune = {**params, "init": str(runs[0]), "epochs": 1, "val_fraction": 0.5, "val_pictures": 3}
+    train_detector(tune, tmp_path, tuned, tuned, tuned)
+    first = float((tuned / "detector_log.csv").read_text().splitlines()[1].split(",")[1])
+    assert first < 0.7 * losses[0]
+    # without validation pictures no threshold is chosen; with them, the last epoch's is kept
+    assert meta["min_score"] == UNCALIBRATED
+    header, last = (tuned / "detector_log.csv").read_text().split()
+    row = dict(zip(header.split(","), last.split(","), strict=True))
+    tuned_meta = json.loads((tuned / "detector.json").read_text())
+    assert float(row["val_min_score"]) == tuned_meta["min_score"] >= 0.05
+    # the weights run as detect_faces' `learned` backend
+    detector = make_detector({"backend": "learned", "detector": str(runs[0]), "min_size": 8})
+    assert isinstance(detector.detect(cv2.imread(str(folder / "0.png"))), list)
+
+
+def test_nothing_to_learn_from_leaves_a_folder_that_says_what_to_set(tmp_path):
+    from charaid.train_detector import train_detector
+
+    result = train_detector(TINY, tmp_path, tmp_path, tmp_path, tmp_path / "work")
+    assert result["train_pictures"] == 0 and not (tmp_path / "detector.npz").exists()
+    assert json.loads((tmp_path / "train_detector.json").read_text())["trained"] is False
+    with pytest.raises(CharaidError, match=r"no detector was trained.*train_detector.scenes"):
+        make_detector({"backend": "learned", "detector": str(tmp_path), "min_size": 8})
+
+
+def test_the_learned_backend_without_weights_names_the_command(tmp_path):
+    with pytest.raises(CharaidError, match=r"no trained detector.*dvc repro train_detector"):
+        make_detector({"backend": "learned", "detector": str(tmp_path), "min_size": 8})
+    (tmp_path / "detector.json").write_text('{"kind": "something else"}')
+    (tmp_path / "detector.npz").write_bytes(b"x")
+    with pytest.raises(CharaidError, match="not a charaid face detector"):
+        make_detector({"backend": "learned", "detector": str(tmp_path), "min_size": 8})
+
+
+def test_the_calibrated_threshold_has_the_best_f1_and_auto_reads_it():
+    from charaid.detector.threshold import UNCALIBRATED, threshold
+    from charaid.train_detector import FLOOR, best_threshold
+
+    # 10 faces; F1 at the three cuts: 0.444, 0.8, 0.667
+    curve = [
+        {"score": 0.6, "recall": 0.3, "precision": 0.9},
+        {"score": 0.2, "recall": 0.8, "precision": 0.8},
+        {"score": 0.1, "recall": 0.9, "precision": 0.5},
+    ]
+    # the cut lies halfway to the first score it drops: same faces kept, a margin for new ones
+    assert best_threshold(curve) == {"min_score": 0.15, "recall": 0.8, "precision": 0.8}
+    lowest = best_threshold(curve[:2])  # nothing scored lower: halfway to the floor
+    assert lowest["min_score"] == round((0.2 + FLOOR) / 2, 4) and lowest["recall"] == 0.8
+    assert best_threshold([])["min_score"] == UNCALIBRATED
+    assert threshold("auto", {"min_score": 0.2}) == 0.2
+    assert threshold("auto", {}) == UNCALIBRATED
+    assert threshold(0.45, {"min_score": 0.2}) == 0.45
+
+
+def test_a_batch_without_faces_still_trains_the_heat_map():
+    import chainer
+
+    maps = chainer.Variable(np.zeros((2, 4, 8, 8), np.float32))
+    batch = heatmap.collate([heatmap.encode([], 32, 32) for _ in range(2)])
+    total, parts = heatmap.loss(maps, batch)
+    total.backward()
+    assert float(parts["size"].array) == 0.0 == float(parts["offset"].array)
+    assert float(total.array) > 0  # every cell says 0.5 where no face is
+    assert (maps.grad[:, 0] > 0).all()  # ... and is pushed down
