@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="charaid",
         description=__doc__,
         epilog="examples:\n"
-        "  charaid predict data/demo/videos/ep04.mp4  # name the faces in a video -> predictions/\n"
+        "  charaid predict data/demo/videos/ep03.mp4  # name the faces in a video -> predictions/\n"
         "  charaid serve                              # upload page, http://127.0.0.1:8000/\n"
         "  charaid predict --help                     # a command's options and examples\n\n"
         + EXIT_STATUS,
@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Find the faces in pictures and videos and name them with the trained classifier.\n"
         "Writes an annotated copy of every picture (of every sampled video frame) and\n"
         "predictions.json into --out; prints one line per picture, or the record with --json.",
-        "  charaid predict data/demo/videos/ep04.mp4      # -> predictions/\n"
+        "  charaid predict data/demo/videos/ep03.mp4      # -> predictions/\n"
         "  charaid predict shots/ episode.mkv --out predictions\n"
         "  charaid predict shots/ --json > faces.json     # the JSON record on stdout",
     )
