@@ -65,10 +65,9 @@ DECODE_ROUNDS = 10  # decode rounds per detection round
 def make_inputs(tmp: Path, frames: int) -> tuple[Path, list[Path]]:
     """A 1280x720 demo episode of `frames` frames, and every frame of it as a JPEG."""
     seconds = frames / 8
-    render_demo(
-        {"seed": 0, "episodes": 1, "seconds": seconds, "fps": 8, "other_show_episodes": 0},
-        tmp / "demo",
-    )
+    demo = {"seed": 0, "characters": 6, "extras": 16, "episodes": 1, "seconds": seconds,
+            "fps": 8, "width": 1280, "height": 720, "other_show_episodes": 0}  # fmt: skip
+    render_demo(demo, tmp / "demo")
     video = tmp / "demo" / "videos" / "ep01.mp4"
     extract_frames(
         tmp / "demo" / "videos", tmp / "frames", Sampling(every_n_frames=1, dedup_distance=-1)

@@ -336,8 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "label",
         "suggest folders for unlabeled crops (clusters or model)",
-        "Suggest folders for the crops of detect_faces not yet in --labeled: pre-sorted by the\n"
-        "trained model when there is one, else clustered by look. Open <out>/index.html, fix\n"
+        "Suggest folders for the crops of detect_faces not yet in --labeled: pre-sorted by a\n"
+        "trained model that knows your characters, else clustered by look. Open <out>/index.html, fix\n"
         "the folders, then copy them into data/labeled/.",
         "  charaid label                                  # -> data/suggested/index.html\n"
         "  charaid label --no-model --clusters 20\n"
@@ -348,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument(
         "--model",
         metavar="DIR",
-        help="the trained classifier; without it, models/ when it holds one, else clusters",
+        help="the trained classifier to pre-sort with (without it: models/ when it holds one); "
+        "used only when it knows every character folder in --labeled, else clusters",
     )
     lb.add_argument("--no-model", action="store_true", help="cluster on image features only")
     lb.add_argument(
@@ -356,9 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive(int, zero=True),
         default=0,
         metavar="N",
-        help="cluster into N folders; 0 = pre-sort when there is a model, else an automatic N",
+        help="cluster into N folders; 0 = pre-sort with a matching model, else an automatic N",
     )
-    lb.add_argument("--seed", type=int, default=0, metavar="N", help="k-means seed")
+    lb.add_argument("--seed", type=int, default=0, metavar="N", help="clustering seed")
     lb.add_argument(
         "--labeled",
         default="data/labeled",

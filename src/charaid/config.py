@@ -59,8 +59,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "episodes": Field(INT, 1),
         "seconds": Field(NUM, 0.5),
         "fps": Field(INT, 1, 60),
-        "width": Field(INT, 160, 3840),
-        "height": Field(INT, 120, 2160),
+        # the demo planner's smallest frame: a group of four faces of >= 44 px side by side
+        # needs width / (1.9 * 4) >= 44, and 0.85 * 0.42 * height >= 44 (charaid.demo.plan)
+        "width": Field(INT, 335, 3840),
+        "height": Field(INT, 124, 2160),
         "other_show_episodes": Field(INT, 0),
     },
     "extract_frames": {

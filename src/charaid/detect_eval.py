@@ -189,7 +189,7 @@ def write_error_sheet(
 
 def demo_lighting(make_demo: dict) -> dict[tuple[str, str], str]:
     """Lighting (day / sunset / night) of every demo frame, replayed from its seeded plan."""
-    from charaid.demo.render import plan_show, settings_from
+    from charaid.demo.plan import plan_show, settings_from
 
     lighting = {}
     for video, shots in plan_show(settings_from(make_demo)):

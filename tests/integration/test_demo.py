@@ -9,8 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
+from charaid.config import SCHEMA
 from charaid.demo.cast import NAMED_CAST, looks_like, named_cast, other_show_cast, random_extras
-from charaid.demo.render import TRUTH_HEADER, render_demo, settings_from
+from charaid.demo.plan import Settings, plan_show, settings_from
+from charaid.demo.render import TRUTH_HEADER, render_demo
 from charaid.errors import CharaidError
 
 TINY = {"seed": 0, "characters": 4, "extras": 4, "episodes": 1, "seconds": 4, "fps": 8,
@@ -94,11 +96,32 @@ def test_cast_is_hard_and_extras_are_distinct():
 
 
 def test_bad_params_are_clear_errors():
-    with pytest.raises(CharaidError, match="characters"):
-        settings_from({"characters": 7})
-    with pytest.raises(CharaidError, match="unknown"):
-        settings_from({"episode": 2})
-    assert settings_from({}).width == 1280
+    # checked against charaid.config.SCHEMA, the one set of rules (and params.yaml the defaults)
+    with pytest.raises(CharaidError, match=r"make_demo.characters must be an integer in \[2, 6\]"):
+        settings_from({**TINY, "characters": 7})
+    with pytest.raises(CharaidError, match="unknown key 'make_demo.episode'"):
+        settings_from({**TINY, "episode": 2})
+    with pytest.raises(CharaidError, match="make_demo is missing width"):
+        settings_from({k: v for k, v in TINY.items() if k != "width"})
+    with pytest.raises(CharaidError, match=r"make_demo.width must be an integer in \[335, "):
+        settings_from({**TINY, "width": 334})
+    assert settings_from(TINY).seconds == 4.0
+
+
+def test_schema_minimum_frame_is_what_the_planner_needs():
+    fields = SCHEMA["make_demo"]
+    width, height = int(fields["width"].minimum), int(fields["height"].minimum)
+
+    def plan(w: int, h: int) -> None:  # a show's worth of shots: many groups of four
+        s = Settings(**{**TINY, "seconds": 30.0, "fps": 1, "width": w, "height": h})
+        for _, shots in plan_show(s):
+            for _ in shots:
+                pass
+
+    plan(width, height)  # the smallest frame the schema allows
+    for w, h in ((width - 1, height), (width, height - 1)):  # a pixel less: four faces don't fit
+        with pytest.raises(ValueError):
+            plan(w, h)
 
 
 def iou(a: tuple, b: tuple) -> float:

@@ -207,7 +207,7 @@ def _threaded_layers(x, w, b, w2, gamma, beta, w_fc):
 @pytest.mark.parametrize("threads", [2, 3])
 def test_thread_split_gives_the_same_results(threads, monkeypatch):
     # chunks, channels and features are split over threads; only dW's sum order changes
-    monkeypatch.setattr(fastops, "_CHUNK_BYTES", 4096)  # many chunks even on small maps
+    monkeypatch.setattr(fastops.conv, "_CHUNK_BYTES", 4096)  # many chunks even on small maps
     rng = np.random.default_rng(12)
     arrays = {
         "x": rng.standard_normal((5, 11, 10, 4)),
