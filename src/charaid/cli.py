@@ -337,8 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
         "label",
         "suggest folders for unlabeled crops (clusters or model)",
         "Suggest folders for the crops of detect_faces not yet in --labeled: pre-sorted by a\n"
-        "trained model that knows your characters, else clustered by look. Open <out>/index.html, fix\n"
-        "the folders, then copy them into data/labeled/.",
+        "trained model that knows your characters, else clustered by look. Open\n"
+        "<out>/index.html, fix the folders, then copy them into data/labeled/.",
         "  charaid label                                  # -> data/suggested/index.html\n"
         "  charaid label --no-model --clusters 20\n"
         "  charaid label data/faces --model models --out /tmp/suggested",
