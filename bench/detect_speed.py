@@ -7,7 +7,7 @@ the same machine load):
   (`cv2.CascadeClassifier.detectMultiScale` on the equalised grey frame; `animeface.detect`;
   `LearnedDetector.detect`, with params.yaml's `detect_faces.detector` weights, or untrained
   weights of the shipped architecture when there are none: the time is the same);
-- `stage, same work`: `detect_faces`' code path (`charaid.faces.find_faces`: process pool,
+- `stage, same work`: `detect_faces`' code path (`charaid.detect_faces.find_faces`: process pool,
   JPEG decoding, crops) with the preprocessing switched off, i.e. the raw row's work on
   `workers` processes: its ratio to the raw row is the parallel speed-up (bar: >= 1.8x on 2
   cores);
@@ -43,7 +43,7 @@ import cv2
 
 from charaid.config import load_params
 from charaid.demo.render import render_demo
-from charaid.faces import find_faces, worker_count
+from charaid.detect_faces import find_faces, worker_count
 from charaid.frames import Sampling, extract_frames, iter_video, read_index
 
 ROOT = Path(__file__).resolve().parents[1]

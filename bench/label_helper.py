@@ -1,7 +1,7 @@
 """How much sorting the label helper leaves on real crops (labels hidden from it).
 
 Builds a detect_faces-like folder (index.csv + crops named by a hash, so neither names nor
-folders give the character away) from a labeled-folder tree, runs `charaid.labelhelp.suggest`,
+folders give the character away) from a labeled-folder tree, runs `charaid.label_helper.suggest`,
 and scores its folders against the hidden labels: purity, crops to move, folders to merge.
 
     python bench/label_helper.py                      # image features, automatic cluster count
@@ -28,7 +28,7 @@ import numpy as np
 from charaid.atomic import write_json
 from charaid.crops import crop_file, crop_key
 from charaid.frames import read_index
-from charaid.labelhelp import SUGGESTIONS, quality, suggest
+from charaid.label_helper import SUGGESTIONS, quality, suggest
 from charaid.media import read_image
 
 HOLOEN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "holoen-faces"
@@ -77,7 +77,7 @@ def main() -> None:
     if not args.folder.is_dir():
         sys.exit(f"error: {args.folder}: labeled folder not found")
     only = {r["id"] for r in read_index(args.only_test)} if args.only_test else None
-    with tempfile.TemporaryDirectory(prefix="charaid-labelhelp-") as tmp_name:
+    with tempfile.TemporaryDirectory(prefix="charaid-label-helper-") as tmp_name:
         tmp = Path(tmp_name)
         truth = hidden_faces(args.folder, tmp / "faces", only)
         started = time.perf_counter()

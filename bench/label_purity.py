@@ -2,7 +2,7 @@
 
 Reads <folder>/<character>/*.{png,jpg,...} (default: the 11,679 holoen-faces crops of 20
 characters beside the project), hides the labels, and runs the helper's own no-model path,
-`charaid.labelhelp.simple_features` -> `auto_clusters` -> `cluster` (the calls `suggest` makes;
+`charaid.label_helper.simple_features` -> `auto_clusters` -> `cluster` (the calls `suggest` makes;
 it only adds reading index.csv and writing the folders). Then, for each cluster count asked
 for (default: the true number of characters, then the automatic count), it prints:
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import cv2
 
-from charaid.labelhelp import auto_clusters, cluster, quality, simple_features
+from charaid.label_helper import auto_clusters, cluster, quality, simple_features
 from charaid.media import IMAGE_EXTS, read_image
 
 HOLOEN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "holoen-faces"

@@ -1,7 +1,7 @@
 """Stage detect_faces: find faces in every frame and cut crops (params: detect_faces)."""
 
 from charaid.config import load_section
-from charaid.faces import detect_faces
+from charaid.detect_faces import detect_faces
 from charaid.stage import run
 
 

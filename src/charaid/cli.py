@@ -78,19 +78,19 @@ def detect_eval(args: argparse.Namespace) -> None:
 
 
 def export_crops(args: argparse.Namespace) -> None:
-    from charaid.faces import export_crops as export
+    from charaid.detect_faces import export_crops as export
 
     count = export(args.faces, args.out)
     print(f"{count} crops written to {args.out}/<video>/; sort them into data/labeled/<character>/")
 
 
 def label(args: argparse.Namespace) -> None:
-    from charaid.labelhelp import suggest
+    from charaid.label_helper import suggest
 
     model = Path(args.model) if args.model else None
     if model is None and (Path("models") / "model.json").is_file() and not args.no_model:
         model = Path("models")
-    predict = None  # open-set settings: labelhelp's own when the default params.yaml is absent
+    predict = None  # open-set settings: label_helper's own when the default params.yaml is absent
     if args.params != str(PARAMS_FILE) or Path(args.params).is_file():
         predict = load_params(args.params, "--params").get("predict")
     summary = suggest(

@@ -254,7 +254,7 @@ def score_folder(
 
     Every box file is checked before any detection; a folder where no picture could be read
     is an error, not a perfect score."""
-    from charaid.faces import find_faces
+    from charaid.detect_faces import find_faces
 
     folder = Path(folder)
     pictures = read_labeled_folder(folder)

@@ -28,8 +28,8 @@ import numpy as np
 from charaid.boxes import Box, match, square_crop
 from charaid.crops import face_boxes, load_crops
 from charaid.dataset import OTHERSHOW, write_dataset
+from charaid.detect_faces import CroppedFace, find_faces
 from charaid.errors import CharaidError
-from charaid.faces import Face, find_faces
 from charaid.frames import read_index
 from charaid.media import IMAGE_EXTS, image_problem, list_media, read_image
 from charaid.truth import read_truth
@@ -117,7 +117,7 @@ def scene_classes(folder: Path) -> list[str]:
 def scene_crops(
     picture: Path,
     faces: list[tuple[int, Box]],
-    found: list[Face],
+    found: list[CroppedFace],
     min_iou: float,
     margin: float,
     size: int,

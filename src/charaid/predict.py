@@ -144,8 +144,8 @@ class Recognizer:
         forward pass for the faces of all the pictures (predict and detect-eval alike)."""
         probs, scores = self.probabilities(concat(crops, self.input_size), scores=True)
         counts = [len(d) for d in dets]
-        pieces = split_rows(probs, counts)
-        score_pieces = split_rows(scores, counts) if scores is not None else [None] * len(dets)
+        pieces = split_by_counts(probs, counts)
+        score_pieces = split_by_counts(scores, counts) if scores is not None else [None] * len(dets)
         return [
             self.faces(d, p, threshold, top_k, s)
             for d, p, s in zip(dets, pieces, score_pieces, strict=True)
@@ -201,7 +201,7 @@ def concat(crops: Sequence[np.ndarray], size: int) -> np.ndarray:
     return np.concatenate(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
 
 
-def split_rows(array: np.ndarray, counts: Sequence[int]) -> list[np.ndarray]:
+def split_by_counts(array: np.ndarray, counts: Sequence[int]) -> list[np.ndarray]:
     """Cut a stacked array back into consecutive pieces of the given lengths."""
     return np.split(array, np.cumsum(counts)[:-1]) if counts else []
 

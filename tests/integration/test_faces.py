@@ -15,8 +15,8 @@ from charaid.crops import crop_file, load_crops
 from charaid.demo.cast import named_cast
 from charaid.demo.draw import Pose, draw_character
 from charaid.detect import BOX_SCALE
+from charaid.detect_faces import detect_faces, export_crops
 from charaid.errors import CharaidError
-from charaid.faces import detect_faces, export_crops
 from charaid.frames import Sampling, extract_frames, read_index
 from tests.helpers import CASCADE, ROOT, SAKURASOU, lbp_params, need_shared
 
@@ -127,7 +127,7 @@ def test_lbp_stage_finds_real_faces_in_sakurasou(tmp_path):
 
 
 def test_zero_workers_means_one_process_per_core():
-    from charaid.faces import worker_count
+    from charaid.detect_faces import worker_count
 
     assert worker_count({"workers": 0}) == (os.cpu_count() or 1)
     assert worker_count({"workers": 3}) == 3

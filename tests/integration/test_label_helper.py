@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from charaid import labelhelp
+from charaid import label_helper
 from charaid.cli import main
+from charaid.detect_faces import crop_file, crop_key, load_crops
 from charaid.errors import CharaidError
-from charaid.faces import crop_file, crop_key, load_crops
-from charaid.labelhelp import auto_clusters, quality, suggest
+from charaid.label_helper import auto_clusters, quality, suggest
 
 COLORS = {"Akari": (0, 0, 255), "Sora": (255, 0, 0), "Mio": (0, 200, 0)}
 
@@ -241,7 +241,7 @@ def test_a_model_of_other_characters_is_not_used(tmp_path, tiny_model, capsys, m
 
     def label(*args):
         with monkeypatch.context() as m:
-            m.setattr(labelhelp, "model_outputs", no_model)
+            m.setattr(label_helper, "model_outputs", no_model)
             main(["label", "faces", *args])
         return capsys.readouterr().out
 

@@ -40,7 +40,7 @@ INDEX_FIELDS = [
 
 _worker: dict = {}
 
-Face = tuple[Detection, np.ndarray, tuple[int, int, int]]
+CroppedFace = tuple[Detection, np.ndarray, tuple[int, int, int]]
 
 
 def _init_worker(params: dict) -> None:
@@ -57,7 +57,7 @@ def _init_worker(params: dict) -> None:
     _worker["size"] = params["crop_size"]
 
 
-def _faces_in(path: str) -> tuple[str, list[Face] | None]:
+def _faces_in(path: str) -> tuple[str, list[CroppedFace] | None]:
     """Detect and crop in the worker, so each frame is decoded once and only crops travel back."""
     image = read_image(path)
     if image is None:
@@ -79,7 +79,7 @@ def worker_count(params: dict) -> int:
 FRAME_TIMEOUT = 60.0  # seconds; a frame normally takes well under one
 
 
-def find_faces(paths: list[str], params: dict) -> dict[str, list[Face] | None]:
+def find_faces(paths: list[str], params: dict) -> dict[str, list[CroppedFace] | None]:
     """Faces per frame path (None where a frame could not be read), with a progress bar.
 
     Frames go to worker processes under a watchdog (see charaid.workers): a detector that hangs
@@ -94,7 +94,7 @@ def find_faces(paths: list[str], params: dict) -> dict[str, list[Face] | None]:
         _worker.update(detector=detector, margin=params["margin"], size=params["crop_size"])
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
-    results: dict[str, list[Face] | None] = {}
+    results: dict[str, list[CroppedFace] | None] = {}
     try:
         with tqdm(total=len(paths), desc="detect_faces", unit="frame") as bar:
             for path, found in watchdog_map(
