@@ -1,24 +1,48 @@
-"""Training curves a person can read: Chainer's `PlotReport` with a title, a y-axis label, whole
-epochs on the x axis and plain names in the legend (instead of `main/loss` keys)."""
+"""Training curves a person can read: per-epoch plots with a title, a y-axis label, whole epochs on
+the x axis and plain names in the legend (instead of `main/loss` keys).
+
+Drawn from `LogReport`'s log at each epoch's end rather than by Chainer's `PlotReport`, which
+keeps its own copy of the values: after a run resumed from a snapshot it plots a stray point
+at the resumed epoch, so a resumed run's picture would differ from an uninterrupted one's."""
 
 from __future__ import annotations
 
-from chainer.training import extensions
+from pathlib import Path
+
+from chainer import training
+
+from charaid.atomic import atomic_path
 
 
-def plot_report(
-    names: dict[str, str], filename: str, title: str, ylabel: str
-) -> extensions.PlotReport:
-    """A per-epoch PlotReport of the reported keys of `names` ({key: legend name})."""
-    from matplotlib.ticker import MaxNLocator
+class EpochPlot(training.Extension):
+    """A PNG of the `names` keys ({LogReport key: legend name}) against the epoch."""
 
-    def finish(figure, axes, summary) -> None:  # called by PlotReport before its legend
-        axes.set_title(title)
-        axes.set_ylabel(ylabel)
+    trigger = (1, "epoch")
+    priority = training.PRIORITY_READER  # after LogReport has written this epoch's entry
+
+    def __init__(self, names: dict[str, str], filename: str, title: str, ylabel: str) -> None:
+        self.names, self.filename, self.title, self.ylabel = names, filename, title, ylabel
+
+    def __call__(self, trainer: training.Trainer) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
+
+        log = trainer.get_extension("LogReport").log
+        figure, axes = plt.subplots()
+        for key, name in self.names.items():
+            points = [(e["epoch"], e[key]) for e in log if key in e]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                axes.plot(xs, ys, marker="o", label=name)
+        axes.set_title(self.title)
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(self.ylabel)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
-        for line in axes.get_lines():
-            line.set_label(names.get(line.get_label(), line.get_label()))
-
-    return extensions.PlotReport(
-        list(names), "epoch", postprocess=finish, filename=filename, marker="o"
-    )
+        axes.grid(True)
+        legend = axes.legend(bbox_to_anchor=(1.05, 1), loc=2, borderaxespad=0.0)
+        with atomic_path(Path(trainer.out) / self.filename) as tmp:
+            figure.savefig(tmp, format="png", bbox_extra_artists=(legend,), bbox_inches="tight")
+        plt.close(figure)

@@ -101,12 +101,12 @@ def _shots_instead(
     """split.by episode where the crops do not come from two or more known videos: whole
     shots are the next best thing, said in one line."""
     why = "carry no video" if keys and not any(keys) else f"come from one video ({keys[0]})"
+    parts = split_rows(rows, test_per_class, seed, "shot", images)  # an error: its line alone
     print(
         f"split.by episode: the crops {why}, so whole shots are held out instead (keep "
-        "labeled crops in <character>/<video>/ folders for episodes)",
-        file=sys.stderr,
-    )
-    return split_rows(rows, test_per_class, seed, "shot", images)
+        "labeled crops in <character>/<video>/ folders for episodes)"
+    )  # stdout: a note on what was done, not a warning (stderr keeps errors to one line)
+    return parts
 
 
 def shot_keys(rows: list[dict], images: list[np.ndarray]) -> list[str]:

@@ -23,7 +23,7 @@ from chainer.training import extensions
 from charaid import fastops
 from charaid.atomic import write_json, write_npz
 from charaid.augment import AugmentedDataset
-from charaid.curves import plot_report
+from charaid.curves import EpochPlot
 from charaid.distributed import Workers
 from charaid.errors import CharaidError
 from charaid.frames import read_index
@@ -165,7 +165,7 @@ def train(
             ("accuracy", "Classifier accuracy", "share of crops named right"),
         ):
             names = {f"main/{key}": "training crops", f"validation/main/{key}": "held-out crops"}
-            trainer.extend(plot_report(names, f"{key}.png", title, ylabel))
+            trainer.extend(EpochPlot(names, f"{key}.png", title, ylabel))
         trainer.extend(extensions.ProgressBar(update_interval=10))
     if isinstance(train_data, AugmentedDataset):
         trainer.extend(DrawCounts(train_data))

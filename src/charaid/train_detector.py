@@ -23,7 +23,7 @@ from chainer.training import extensions
 
 from charaid import fastops
 from charaid.atomic import write_json, write_text
-from charaid.curves import plot_report
+from charaid.curves import EpochPlot
 from charaid.detector import backend, heatmap
 from charaid.detector.net import FaceNet
 from charaid.detector.scenes import Draw, Scene, crop_pool, draw_sample, truth_scenes, yolo_scenes
@@ -253,10 +253,10 @@ def train_detector(
         "main/size": "box side (L1, log)",
         "main/offset": "centre offset (L1)",
     }
-    trainer.extend(plot_report(losses, "loss.png", "Detector training loss", "loss per face"))
+    trainer.extend(EpochPlot(losses, "loss.png", "Detector training loss", "loss per face"))
     scores = {"validation/recall": "recall", "validation/precision": "precision"}
     title = "Detector on its validation pictures (IoU 0.5, best-F1 threshold)"
-    trainer.extend(plot_report(scores, "val.png", title, "share of faces / of detections"))
+    trainer.extend(EpochPlot(scores, "val.png", title, "share of faces / of detections"))
     trainer.extend(extensions.ProgressBar(update_interval=5))
     trainer.extend(extensions.snapshot(filename="snapshot"), trigger=(1, "epoch"))
     snapshot = run_dir / "snapshot"

@@ -72,14 +72,14 @@ def test_episode_without_two_videos_holds_out_shots(capsys):
     images = [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in flat]
     parts = split_rows(flat, 2, 0, by="episode", images=images)
     assert parts == split_rows(flat, 2, 0, by="shot", images=images)
-    assert "carry no video, so whole shots are held out instead" in capsys.readouterr().err
+    assert "carry no video, so whole shots are held out instead" in capsys.readouterr().out
     nested = [{**r, "id": r["id"].replace("/", f"/ep{int(r['id'][-5]) % 2}/")} for r in flat]
     assert origin(nested[0]) == ("ep0", "0")
     parts = split_rows(nested, 2, 0, by="episode")
     assert len({r["id"].split("/")[1] for r in parts["test"]}) == 1
     one_video = [{**r, "id": r["id"].replace("/", "/ep1/")} for r in flat]
     assert split_rows(one_video, 2, 0, by="episode", images=images)["test"]
-    assert "come from one video (ep1)" in capsys.readouterr().err
+    assert "come from one video (ep1)" in capsys.readouterr().out
     apart = [{**r, "id": r["id"].replace("/", f"/{r['label']}_ep/")} for r in flat]
     with pytest.raises(CharaidError, match=r"split.by episode: no episode can be held out whole"):
         split_rows(apart, 2, 0, by="episode")  # each episode holds a class's last crops
