@@ -262,6 +262,18 @@ def copy_pipeline(repo: Path, overrides: dict) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def new_project(repo: Path, overrides: dict) -> Path:
+    """`copy_pipeline` into a new git + DVC repository, committed once (DVCLive needs a commit)."""
+    repo.mkdir(parents=True, exist_ok=True)
+    copy_pipeline(repo, overrides)
+    sh(repo, "git", "init", "-q")
+    sh(repo, "dvc", "init", "-q")
+    sh(repo, "dvc", "config", "core.analytics", "false")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "tiny project")
+    return repo
+
+
 # ----------------------------------------------------------------------------- demo model
 # A small real model on the demo show, built once per test session (conftest's `demo_model`).
 

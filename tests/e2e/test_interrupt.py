@@ -20,24 +20,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import TINY, copy_pipeline, env, sh
+from tests.helpers import TINY, env, new_project
 
 pytestmark = pytest.mark.slow
 
 # outputs that measure the run rather than result from the data: they cannot repeat
 NOT_DETERMINISTIC = {"metrics/train_speed.json"}
 PARAMS = {**TINY, "train": {"epochs": 4}}
-
-
-def new_project(repo: Path) -> Path:
-    repo.mkdir(parents=True)
-    copy_pipeline(repo, PARAMS)
-    sh(repo, "git", "init", "-q")
-    sh(repo, "dvc", "init", "-q")
-    sh(repo, "dvc", "config", "core.analytics", "false")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-qm", "tiny project")
-    return repo
 
 
 def lock_outs(repo: Path) -> dict[str, str]:
@@ -114,7 +103,7 @@ class Repro:
 
 
 def clean_run(repo: Path) -> Repro:
-    run = Repro(new_project(repo))
+    run = Repro(new_project(repo, PARAMS))
     assert run.finish() == 0, run.text()[-3000:]
     return run
 
@@ -153,7 +142,7 @@ def test_sigkill_in_every_stage_then_repro_equals_clean_run(clean_runs, tmp_path
     _, reference, reference_dir = clean_runs
     order = [line.split("'")[1] for _, line in reference.lines if line.startswith("Running stage")]
     took = reference.durations()
-    repo = new_project(tmp_path / "killed")
+    repo = new_project(tmp_path / "killed", PARAMS)
     report, texts = [], []
     for stage in order:
         run = Repro(repo)

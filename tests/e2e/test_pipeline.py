@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TINY, copy_pipeline, sh
+from tests.helpers import TINY, new_project, sh
 
 pytestmark = pytest.mark.slow
 
@@ -15,13 +15,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A copy of the project's tracked pipeline files with tiny params, committed to git."""
-    repo = tmp_path_factory.mktemp("project")
-    copy_pipeline(repo, TINY)
-    sh(repo, "git", "init", "-q")
-    sh(repo, "dvc", "init", "-q")
-    sh(repo, "dvc", "config", "core.analytics", "false")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-qm", "tiny project")
+    repo = new_project(tmp_path_factory.mktemp("project"), TINY)
     sh(repo, "dvc", "repro")
     return repo
 
