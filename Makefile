@@ -40,7 +40,9 @@ bench: setup
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	# torch pulls setuptools>=77, which breaks `import chainer`: put Chainer's back.
 	$(PY) -m pip install --quiet "setuptools<74"
-	$(PY) bench/train_speed.py
+	# the twins first: same outputs as the Chainer models with the weights copied across
+	$(PY) bench/twins.py
+	$(PY) bench/train_speed.py --models seed_cnn,bn_cnn,detector
 
 clean:
 	rm -rf .venv data dvc_plots
