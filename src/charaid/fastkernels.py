@@ -121,17 +121,25 @@ def bias_relu(z: np.ndarray, b: np.ndarray) -> None:
 
 
 @njit(cache=True, nogil=True)
-def col2im_add(gcol: np.ndarray, gxp: np.ndarray, x0: int, sx: int, sy: int) -> None:
-    """gxp[:, x0 + kx + sx*w, ky + sy*h] += gcol[:, kx, ky, w, h] (gcol: C, kw, kh, nw, Ho, N)."""
+def col2im_add(gcol: np.ndarray, gx: np.ndarray, x0: int, sx: int, sy: int, ph: int) -> None:
+    """gx[:, x0 + kx + sx*w, ky + sy*h - ph] += gcol[:, kx, ky, w, h] (gcol: C, kw, kh, nw, Ho,
+    N), skipping the taps that fall on the padding (x0 is already shifted by the pad)."""
     c_n, kw, kh, nw, ho_n, n_n = gcol.shape
+    w_n, h_n = gx.shape[1], gx.shape[2]
     for c in range(c_n):
         for kx in range(kw):
             for w in range(nw):
-                dst_w = gxp[c, x0 + kx + sx * w]
+                wi = x0 + kx + sx * w
+                if wi < 0 or wi >= w_n:
+                    continue
+                dst_w = gx[c, wi]
                 for ky in range(kh):
                     src = gcol[c, kx, ky, w]
                     for h in range(ho_n):
-                        d = dst_w[ky + sy * h]
+                        hi = ky + sy * h - ph
+                        if hi < 0 or hi >= h_n:
+                            continue
+                        d = dst_w[hi]
                         s = src[h]
                         for n in range(n_n):
                             d[n] += s[n]

@@ -29,6 +29,8 @@ CONV_CASES = [
     ((2, 3, 7, 7), 4, 5, 2, 1),
     ((2, 2, 6, 5), 3, 3, 1, 1),
     ((1, 3, 8, 7), 2, 3, 0, 2),
+    ((2, 3, 9, 8), 4, 3, 1, 2),  # the detector's stride-2 layers, odd and even sides
+    ((2, 5, 6, 7), 3, 1, 0, 1),  # pointwise: x itself is the patch matrix
 ]
 
 
@@ -389,6 +391,25 @@ def test_conv_without_bias_matches_chainer_and_gradients():
     )
 
 
+@pytest.mark.parametrize("k,pad,stride", [(3, 1, 1), (3, 1, 2), (5, 2, 2), (1, 0, 1)])
+def test_conv_in_many_chunks_matches_chainer_at_the_borders(k, pad, stride, monkeypatch):
+    # one output column per chunk: every chunk meets the padding on its own terms
+    monkeypatch.setattr(fastops.conv, "_CHUNK_BYTES", 64)
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((3, 4, 9, 10))
+    w = rng.standard_normal((5, 4, k, k))
+    ref = F.convolution_2d(x, w, None, stride=stride, pad=pad).array
+    got = fastops.convolution_2d(x, w, pad=pad, stride=stride).array
+    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
+    gradient_check.check_backward(
+        lambda a, b: fastops.convolution_2d(a, b, pad=pad, stride=stride),
+        (x, w),
+        rng.standard_normal(ref.shape),
+        eps=1e-3,
+        atol=1e-6,
+    )
+
+
 def _bn_relu_chainer(x, gamma, beta):
     return F.relu(F.batch_normalization(x, gamma, beta, eps=2e-5, axis=(1, 2, 3)))
 
@@ -434,3 +455,27 @@ def test_bn_cnn_fast_and_raw_agree_in_training_and_inference():
         np.testing.assert_allclose(g1[k], g0[k], rtol=1e-3, atol=1e-5, err_msg=k)
     np.testing.assert_allclose(y1, y0, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(v1, v0, rtol=1e-5)  # running statistics updated the same way
+
+
+def test_upsample_matches_repeat_and_gradients():
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal((2, 3, 4, 5))
+    ref = F.repeat(F.repeat(x, 2, axis=2), 2, axis=3).array
+    np.testing.assert_array_equal(fastops.upsample_2x(x).array, ref)
+    gradient_check.check_backward(fastops.upsample_2x, x, rng.standard_normal(ref.shape), eps=1e-3)
+
+
+def test_face_net_fast_and_raw_agree_with_gradients():
+    from charaid.detector.net import FaceNet
+
+    fast, raw = FaceNet((4, 6, 8), neck=5, fast=True), FaceNet((4, 6, 8), neck=5, fast=False)
+    raw.copyparams(fast)
+    x = np.random.default_rng(17).random((2, 3, 64, 128), dtype=np.float32)
+    outs = []
+    for net in (fast, raw):
+        y = net(x)
+        y.grad = np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape)
+        y.backward()
+        outs.append([y.array] + [p.grad for _, p in sorted(net.namedparams())])
+    for got, want in zip(*outs, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4 * (np.abs(want).max() + 1e-6))

@@ -62,9 +62,10 @@ class FaceNet(chainer.Chain):
         return fastops.batch_normalization_relu(h, bn)
 
     def _up(self, h: chainer.Variable) -> chainer.Variable:
-        """Nearest-neighbour 2x upsampling (W, H are axes 1, 2 in CWHN; 3, 2 in NCHW)."""
-        ax = (1, 2) if self.fast else (2, 3)
-        return F.repeat(F.repeat(h, 2, axis=ax[0]), 2, axis=ax[1])
+        """Nearest-neighbour 2x upsampling."""
+        if self.fast:
+            return fastops.upsample_2x(h, layout="CWHN")
+        return F.repeat(F.repeat(h, 2, axis=2), 2, axis=3)
 
     def forward(self, x: chainer.Variable | np.ndarray) -> chainer.Variable:
         fast = self.fast and self.xp is np

@@ -15,6 +15,7 @@ convert once at each end (`to_cwhn`, `from_cwhn`). One op family per module:
 * `conv`: convolution as chunked im2col + GEMM, alone, with bias + relu, or fused with pooling.
 * `pool`: max pooling (compiled loops keeping each window's winning tap for the backward).
 * `norm`: batch normalization + relu (training, fixed statistics and inference paths).
+* `upsample`: nearest-neighbour 2x upsampling (the detector's top-down path).
 * `fc`: the linear layer, its GEMMs split over the threads.
 * `adam`: `FastAdam`, Chainer's Adam with a one-pass CPU update.
 * `allocator`: `tune_allocator`, glibc malloc settings that keep freed memory warm.
@@ -34,6 +35,7 @@ from charaid.fastops.layout import LAYOUTS, from_cwhn, to_cwhn
 from charaid.fastops.norm import BatchNormReLUCWHN, batch_normalization_relu
 from charaid.fastops.pool import MaxPooling2DCWHN, max_pooling_2d
 from charaid.fastops.threads import default_num_threads, get_num_threads, set_num_threads
+from charaid.fastops.upsample import Upsample2xCWHN, upsample_2x
 
 __all__ = [
     "LAYOUTS",
@@ -43,6 +45,7 @@ __all__ = [
     "FastAdam",
     "LinearThreaded",
     "MaxPooling2DCWHN",
+    "Upsample2xCWHN",
     "batch_normalization_relu",
     "convolution_2d",
     "convolution_2d_relu",
@@ -54,5 +57,6 @@ __all__ = [
     "max_pooling_2d",
     "set_num_threads",
     "to_cwhn",
+    "upsample_2x",
     "tune_allocator",
 ]

@@ -3,7 +3,9 @@ bias and relu, or fused with relu and max pooling.
 
 A convolution is the GEMM ``W(O, C*kw*kh) @ col(C*kw*kh, Wo*Ho*N)`` whose result is CWHN again.
 It runs a few output columns at a time so that each chunk of `col` is built and consumed in
-cache (the backward rebuilds the chunks instead of keeping a 40-50 MB patch matrix). col2im,
+cache (the backward rebuilds the chunks instead of keeping a 40-50 MB patch matrix), straight
+from the unpadded input (taps on the padding are zeros in the chunk, not a padded copy of x); a
+1x1 convolution at stride 1 uses x itself as its patch matrix. col2im,
 bias+relu and relu's backward are compiled loops (`charaid.fastkernels`, numba).
 
 conv -> relu -> max-pool is fused as conv -> max-pool -> (+bias, relu): bias is a per-channel
@@ -30,126 +32,158 @@ def _span(start: int, count: int, step: int) -> slice:
     return slice(start, start + step * (count - 1) + 1, step)
 
 
-def _pad(x: np.ndarray, pw: int, ph: int) -> np.ndarray:
-    c, w, h, n = x.shape
-    xp = np.empty((c, w + 2 * pw, h + 2 * ph, n), dtype=x.dtype)
-    # zero only the border: the interior is overwritten right away
-    xp[:, :pw] = 0
-    xp[:, pw + w :] = 0
-    xp[:, pw : pw + w, :ph] = 0
-    xp[:, pw : pw + w, ph + h :] = 0
-    xp[:, pw : pw + w, ph : ph + h] = x
-    return xp
+def _valid(lo: int, hi: int, k: int, s: int, p: int, size: int) -> tuple[int, int]:
+    """The outputs o in [lo, hi) whose tap k reads inside the input: 0 <= o*s + k - p < size."""
+    first = max(lo, -(-(p - k) // s))
+    last = min(hi, (size - 1 + p - k) // s + 1)
+    return first, max(first, last)
 
 
 def _im2col(
-    xp: np.ndarray, kw: int, kh: int, sx: int, sy: int, ho: int, w0: int, out: np.ndarray
+    x: np.ndarray, k: tuple, stride: tuple, pad: tuple, ho: int, w0: int, out: np.ndarray
 ) -> np.ndarray:
-    """Fill `out` (C, kw, kh, nw, Ho, N) with the patches of output columns w0..w0+nw.
+    """Fill `out` (C, kw, kh, nw, Ho, N) with the patches of output columns w0..w0+nw, straight
+    from the unpadded x: taps that fall on the padding get zeros (no padded copy of x).
 
     One slab copy per tap, each made of contiguous Ho*N runs (batch innermost).
     """
+    (kw, kh), (sx, sy), (pw, ph) = k, stride, pad
+    _, wd, hd, _ = x.shape
     nw = out.shape[3]
     for tap in range(kw * kh):
         kx, ky = divmod(tap, kh)
-        out[:, kx, ky] = xp[:, _span(w0 * sx + kx, nw, sx), _span(ky, ho, sy)]
+        a, b = _valid(w0, w0 + nw, kx, sx, pw, wd)
+        c, d = _valid(0, ho, ky, sy, ph, hd)
+        o = out[:, kx, ky]
+        if b <= a or d <= c:
+            o[:] = 0
+            continue
+        o[:, : a - w0] = 0
+        o[:, b - w0 :] = 0
+        o[:, a - w0 : b - w0, :c] = 0
+        o[:, a - w0 : b - w0, d:] = 0
+        o[:, a - w0 : b - w0, c:d] = x[
+            :, _span(a * sx + kx - pw, b - a, sx), _span(c * sy + ky - ph, d - c, sy)
+        ]
     return out
 
 
-def _chunk_step(wo: int, k: int, row: int, itemsize: int, parts: int = 1) -> int:
-    """Output columns per chunk: patch matrices of about _CHUNK_BYTES at most, in a number of
-    chunks that `parts` threads share evenly (3 chunks on 2 threads would leave one idle for
-    a third of the time: deep layers have maps only a few chunks wide)."""
+def _pointwise(k: tuple, stride: tuple, pad: tuple) -> bool:
+    """A 1x1 convolution at stride 1 without padding: x itself is the patch matrix."""
+    return k == (1, 1) and stride == (1, 1) and pad == (0, 0)
+
+
+def _chunks(wo: int, k: int, row: int, itemsize: int, parts: int = 1) -> list[int]:
+    """Chunk bounds over the output columns: patch matrices of about _CHUNK_BYTES at most, in
+    a number of chunks that `parts` threads share evenly, sizes differing by one column at most
+    (uneven chunks leave a thread idle: deep layers have maps only a few chunks wide)."""
     step = max(1, min(wo, _CHUNK_BYTES // (k * row * itemsize)))
     chunks = -(-wo // step)
-    chunks = -(-chunks // parts) * parts
-    return max(1, -(-wo // chunks))
+    chunks = min(wo, -(-chunks // parts) * parts)
+    return [wo * i // chunks for i in range(chunks + 1)]
+
+
+def _patches(x, k, stride, pad, ho, lo, hi, buf) -> np.ndarray:
+    """The (C*kw*kh, (hi-lo)*Ho*N) patch matrix of output columns lo..hi: a view of x for a
+    pointwise convolution, else built in `buf`."""
+    c, n = x.shape[0], x.shape[3]
+    if _pointwise(k, stride, pad):
+        return x.reshape(c, -1)[:, lo * ho * n : hi * ho * n]
+    col = _im2col(x, k, stride, pad, ho, lo, buf[:, :, :, : hi - lo])
+    return col.reshape(c * k[0] * k[1], -1)
+
+
+def _patch_buffer(x: np.ndarray, k: tuple, stride, pad, bounds: list[int], ho: int):
+    if _pointwise(k, stride, pad):
+        return None
+    step = max(b - a for a, b in zip(bounds, bounds[1:], strict=False))
+    return np.empty((x.shape[0], k[0], k[1], step, ho, x.shape[3]), dtype=x.dtype)
 
 
 def _conv_gemm(
-    xp: np.ndarray, wmat: np.ndarray, kw: int, kh: int, stride: tuple, out_hw: tuple
+    x: np.ndarray, wmat: np.ndarray, k: tuple, stride: tuple, pad: tuple, out_hw: tuple
 ) -> np.ndarray:
-    """y (O, Wo, Ho, N) = W @ im2col(xp), a few output columns at a time.
+    """y (O, Wo, Ho, N) = W @ im2col(x), a few output columns at a time.
 
     Each chunk's patch matrix (~_CHUNK_BYTES) is built and consumed while still in cache;
     measured ~2x faster than one big im2col + GEMM, and no patch matrix is kept. The chunks
     are split over the threads.
     """
-    c, _, _, n = xp.shape
-    (sx, sy), (wo, ho) = stride, out_hw
-    o, k = wmat.shape
-    y = np.empty((o, wo, ho, n), dtype=xp.dtype)
+    n = x.shape[3]
+    wo, ho = out_hw
+    o, kk = wmat.shape
+    y = np.empty((o, wo, ho, n), dtype=x.dtype)
     y2 = y.reshape(o, -1)
     row = ho * n
-    step = _chunk_step(wo, k, row, xp.itemsize, get_num_threads())
-    starts = range(0, wo, step)
+    bounds = _chunks(wo, kk, row, x.itemsize, get_num_threads())
 
     def work(lo: int, hi: int) -> None:
-        buf = np.empty((c, kw, kh, step, ho, n), dtype=xp.dtype)
-        for w0 in starts[lo:hi]:
-            nw = min(step, wo - w0)
-            col = _im2col(xp, kw, kh, sx, sy, ho, w0, buf[:, :, :, :nw])
-            np.matmul(wmat, col.reshape(k, -1), out=y2[:, w0 * row : (w0 + nw) * row])
+        buf = _patch_buffer(x, k, stride, pad, bounds, ho)
+        for a, b in zip(bounds[lo:hi], bounds[lo + 1 : hi + 1], strict=True):
+            col = _patches(x, k, stride, pad, ho, a, b, buf)
+            np.matmul(wmat, col, out=y2[:, a * row : b * row])
 
-    _split(work, len(starts))
+    _split(work, len(bounds) - 1)
     return y
 
 
 def _conv_gemm_weight(
-    xp: np.ndarray, g2: np.ndarray, kw: int, kh: int, stride: tuple, out_hw: tuple
+    x: np.ndarray, g2: np.ndarray, k: tuple, stride: tuple, pad: tuple, out_hw: tuple
 ) -> np.ndarray:
-    """dL/dW as (O, C*kw*kh) = g2 @ im2col(xp).T, rebuilding the patches chunk by chunk (each
+    """dL/dW as (O, C*kw*kh) = g2 @ im2col(x).T, rebuilding the patches chunk by chunk (each
     thread sums its chunks; the threads' sums are added in a fixed order)."""
-    c, _, _, n = xp.shape
-    (sx, sy), (wo, ho) = stride, out_hw
-    o, k = g2.shape[0], c * kw * kh
-    row = ho * n
-    step = _chunk_step(wo, k, row, xp.itemsize, get_num_threads())
-    starts = range(0, wo, step)
+    wo, ho = out_hw
+    o, kk = g2.shape[0], x.shape[0] * k[0] * k[1]
+    row = ho * x.shape[3]
+    bounds = _chunks(wo, kk, row, x.itemsize, get_num_threads())
 
     def work(lo: int, hi: int) -> np.ndarray:
-        buf = np.empty((c, kw, kh, step, ho, n), dtype=xp.dtype)
-        gw = np.zeros((o, k), dtype=g2.dtype)
-        for w0 in starts[lo:hi]:
-            nw = min(step, wo - w0)
-            col = _im2col(xp, kw, kh, sx, sy, ho, w0, buf[:, :, :, :nw])
-            gw += g2[:, w0 * row : (w0 + nw) * row] @ col.reshape(k, -1).T
+        buf = _patch_buffer(x, k, stride, pad, bounds, ho)
+        gw = np.zeros((o, kk), dtype=g2.dtype)
+        for a, b in zip(bounds[lo:hi], bounds[lo + 1 : hi + 1], strict=True):
+            col = _patches(x, k, stride, pad, ho, a, b, buf)
+            gw += g2[:, a * row : b * row] @ col.T
         return gw
 
-    parts = _split(work, len(starts))
+    parts = _split(work, len(bounds) - 1)
     for part in parts[1:]:
         parts[0] += part
     return parts[0]
 
 
 def _conv_gemm_input(
-    g2: np.ndarray, wmat: np.ndarray, xp_shape: tuple, kw: int, kh: int, stride: tuple, ho: int
+    g2: np.ndarray, wmat: np.ndarray, x_shape: tuple, k: tuple, stride: tuple, pad: tuple, ho: int
 ) -> np.ndarray:
-    """dL/d(padded x) = col2im(W.T @ g2), a few output columns at a time (kept in cache). The
-    input channels are split over the threads: each writes only its own channels."""
-    c, wp, hp, n = xp_shape
-    sx, sy = stride
-    k = wmat.shape[1]
+    """dL/dx = col2im(W.T @ g2), a few output columns at a time (kept in cache); taps on the
+    padding are dropped. The input channels are split over the threads: each writes only its
+    own channels. A pointwise convolution's is W.T @ g2 itself."""
+    c, _, _, n = x_shape
+    (kw, kh), (sx, sy), (pw, ph) = k, stride, pad
     taps = kw * kh
     row = ho * n
     wo = g2.shape[1] // row
-    step = _chunk_step(wo, k, row, g2.itemsize)
-    gxp = np.zeros((c, wp, hp, n), dtype=g2.dtype)
     wt = wmat.T
+    if _pointwise(k, stride, pad):
+        gx = np.empty(x_shape, dtype=g2.dtype)
+        gx2 = gx.reshape(c, -1)
+        _split(lambda lo, hi: np.matmul(wt[lo:hi], g2, out=gx2[lo:hi]), c)
+        return gx
+    bounds = _chunks(wo, wmat.shape[1], row, g2.itemsize)
+    step = max(b - a for a, b in zip(bounds, bounds[1:], strict=False))
+    gx = np.zeros(x_shape, dtype=g2.dtype)
 
     def work(lo: int, hi: int) -> None:
         buf = np.empty(((hi - lo) * taps, step * row), dtype=g2.dtype)
-        for w0 in range(0, wo, step):
-            nw = min(step, wo - w0)
+        for a, b in zip(bounds, bounds[1:], strict=False):
             gcol = np.matmul(
-                wt[lo * taps : hi * taps], g2[:, w0 * row : (w0 + nw) * row], out=buf[:, : nw * row]
+                wt[lo * taps : hi * taps], g2[:, a * row : b * row], out=buf[:, : (b - a) * row]
             )
             fastkernels.col2im_add(
-                gcol.reshape(hi - lo, kw, kh, nw, ho, n), gxp[lo:hi], w0 * sx, sx, sy
+                gcol.reshape(hi - lo, kw, kh, b - a, ho, n), gx[lo:hi], a * sx - pw, sx, sy, ph
             )
 
     _split(work, c)
-    return gxp
+    return gx
 
 
 def _weight_matrix(w: np.ndarray) -> np.ndarray:
@@ -158,37 +192,35 @@ def _weight_matrix(w: np.ndarray) -> np.ndarray:
 
 
 def _conv_forward(x: np.ndarray, w: np.ndarray, pad: tuple, stride: tuple) -> tuple:
-    """CWHN convolution without bias: (y, padded x, weight matrix) (the last two for backward)."""
-    o, _, kh, kw = w.shape
-    (pw, ph), (sx, sy) = pad, stride
+    """CWHN convolution without bias: (y, contiguous x, weight matrix) (the last two for
+    backward)."""
+    k = (w.shape[3], w.shape[2])
     _, wd, hd, _ = x.shape
-    wo, ho = _out_len(wd, kw, sx, pw), _out_len(hd, kh, sy, ph)
-    xp = _pad(x, pw, ph)
+    wo, ho = _out_len(wd, k[0], stride[0], pad[0]), _out_len(hd, k[1], stride[1], pad[1])
+    x = np.ascontiguousarray(x)
     wmat = _weight_matrix(w)
-    return _conv_gemm(xp, wmat, kw, kh, (sx, sy), (wo, ho)), xp, wmat
+    return _conv_gemm(x, wmat, k, stride, pad, (wo, ho)), x, wmat
 
 
 def _conv_backward(
     indexes: tuple,
     g: np.ndarray,
-    x_shape: tuple,
-    xp: np.ndarray,
+    x: np.ndarray,
     wmat: np.ndarray,
     k: tuple,
     pad: tuple,
     stride: tuple,
 ) -> tuple[chainer.Variable | None, chainer.Variable | None]:
     """Gradients of x and W (those asked for in `indexes`) from the conv output's gradient g."""
-    (kw, kh), (pw, ph) = k, pad
+    kw, kh = k
     o, wo, ho = g.shape[:3]
-    c = xp.shape[0]
+    c = x.shape[0]
     g2 = g.reshape(o, -1)
     gx = gw = None
     if 0 in indexes:
-        gxp = _conv_gemm_input(g2, wmat, xp.shape, kw, kh, stride, ho)
-        gx = chainer.Variable(gxp[:, pw : pw + x_shape[1], ph : ph + x_shape[2]])
+        gx = chainer.Variable(_conv_gemm_input(g2, wmat, x.shape, k, stride, pad, ho))
     if 1 in indexes:
-        gwm = _conv_gemm_weight(xp, g2, kw, kh, stride, (wo, ho)).reshape(o, c, kw, kh)
+        gwm = _conv_gemm_weight(x, g2, k, stride, pad, (wo, ho)).reshape(o, c, kw, kh)
         gw = chainer.Variable(np.ascontiguousarray(gwm.transpose(0, 1, 3, 2)))
     return gx, gw
 
@@ -202,17 +234,17 @@ class Conv2DCWHN(function_node.FunctionNode):
 
     def forward(self, inputs: tuple) -> tuple:
         x, w = inputs
-        y, xp, wmat = _conv_forward(x, w, self.pad, self.stride)
+        y, x, wmat = _conv_forward(x, w, self.pad, self.stride)
         if self.need_grad:
-            self._saved = (x.shape, xp, wmat, w.shape[3:1:-1])
+            self._saved = (x, wmat, w.shape[3:1:-1])
         return (y,)
 
     def backward(self, indexes: tuple, grad_outputs: tuple) -> tuple:
         if not self.need_grad:
             raise RuntimeError("forward ran without gradient bookkeeping (need_grad=False)")
-        x_shape, xp, wmat, k = self._saved
+        x, wmat, k = self._saved
         g = np.ascontiguousarray(grad_outputs[0].array)
-        return _conv_backward(indexes, g, x_shape, xp, wmat, k, self.pad, self.stride)
+        return _conv_backward(indexes, g, x, wmat, k, self.pad, self.stride)
 
 
 class Conv2DReLUPoolCWHN(function_node.FunctionNode):
@@ -231,7 +263,7 @@ class Conv2DReLUPoolCWHN(function_node.FunctionNode):
 
     def forward(self, inputs: tuple) -> tuple:
         x, w, b = inputs
-        y, xp, wmat = _conv_forward(x, w, self.pad, self.stride)
+        y, x, wmat = _conv_forward(x, w, self.pad, self.stride)
         kw, kh = w.shape[3], w.shape[2]
         if self.pool is not None:
             z, arg = _max_pool(y, *self.pool, self.need_grad)
@@ -240,21 +272,21 @@ class Conv2DReLUPoolCWHN(function_node.FunctionNode):
         # bias and relu after the pool: both commute with max, and the map is 4x smaller
         _by_channel(fastkernels.bias_relu, z, b)
         if self.need_grad:
-            self._saved = (x.shape, xp, y.shape, wmat, (kw, kh), arg)
+            self._saved = (x, y.shape, wmat, (kw, kh), arg)
             self.retain_outputs((0,))
         return (z,)
 
     def backward(self, indexes: tuple, grad_outputs: tuple) -> tuple:
         if not self.need_grad:
             raise RuntimeError("forward ran without gradient bookkeeping (need_grad=False)")
-        x_shape, xp, y_shape, wmat, (kw, kh), arg = self._saved
+        x, y_shape, wmat, (kw, kh), arg = self._saved
         (z,) = self.get_retained_outputs()
         g_out = np.ascontiguousarray(grad_outputs[0].array)
         g = np.empty_like(g_out)
         gb = np.concatenate(_by_channel(fastkernels.relu_grad_bias, g_out, z.array, g))
         if self.pool is not None:
             g = _unmax_pool(g, arg, y_shape, *self.pool)
-        gx, gw = _conv_backward(indexes, g, x_shape, xp, wmat, (kw, kh), self.pad, self.stride)
+        gx, gw = _conv_backward(indexes, g, x, wmat, (kw, kh), self.pad, self.stride)
         return gx, gw, chainer.Variable(gb)
 
 
