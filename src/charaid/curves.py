@@ -14,8 +14,40 @@ from chainer import training
 from charaid.atomic import atomic_path
 
 
+def draw_curves(
+    log: list[dict], names: dict[str, str], path: Path, title: str, ylabel: str, note: str = ""
+) -> None:
+    """A PNG at `path` of the `names` keys ({log key: legend name}) against the epoch; `note`
+    is written across the axes (a run that trained nothing still gets a picture that says so)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    figure, axes = plt.subplots()
+    for key, name in names.items():
+        points = [(e["epoch"], e[key]) for e in log if key in e]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            axes.plot(xs, ys, marker="o", label=name)
+        else:  # an empty line keeps the legend: the reader sees what would be drawn
+            axes.plot([], [], marker="o", label=name)
+    if note:
+        axes.text(0.5, 0.5, note, ha="center", va="center", transform=axes.transAxes)
+    axes.set_title(title)
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(ylabel)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
+    axes.grid(True)
+    legend = axes.legend(bbox_to_anchor=(1.05, 1), loc=2, borderaxespad=0.0)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", bbox_extra_artists=(legend,), bbox_inches="tight")
+    plt.close(figure)
+
+
 class EpochPlot(training.Extension):
-    """A PNG of the `names` keys ({LogReport key: legend name}) against the epoch."""
+    """`draw_curves` of LogReport's log after each epoch, into the trainer's folder."""
 
     trigger = (1, "epoch")
     priority = training.PRIORITY_READER  # after LogReport has written this epoch's entry
@@ -24,25 +56,6 @@ class EpochPlot(training.Extension):
         self.names, self.filename, self.title, self.ylabel = names, filename, title, ylabel
 
     def __call__(self, trainer: training.Trainer) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.ticker import MaxNLocator
-
         log = trainer.get_extension("LogReport").log
-        figure, axes = plt.subplots()
-        for key, name in self.names.items():
-            points = [(e["epoch"], e[key]) for e in log if key in e]
-            if points:
-                xs, ys = zip(*points, strict=True)
-                axes.plot(xs, ys, marker="o", label=name)
-        axes.set_title(self.title)
-        axes.set_xlabel("epoch")
-        axes.set_ylabel(self.ylabel)
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
-        axes.grid(True)
-        legend = axes.legend(bbox_to_anchor=(1.05, 1), loc=2, borderaxespad=0.0)
-        with atomic_path(Path(trainer.out) / self.filename) as tmp:
-            figure.savefig(tmp, format="png", bbox_extra_artists=(legend,), bbox_inches="tight")
-        plt.close(figure)
+        path = Path(trainer.out) / self.filename
+        draw_curves(log, self.names, path, self.title, self.ylabel)

@@ -2,10 +2,10 @@
 
 Samples are augmented square patches drawn afresh each epoch (`charaid.detector.scenes`) from
 YOLO folders, ground-truth frames and, optionally, composites of pasted face crops. Training
-follows Chainer's examples: `training.Trainer` with `LogReport`, `PlotReport`, `ProgressBar`,
-a snapshot each epoch (a killed run resumes where it stopped) and an extension that scores the
-detector on whole validation pictures (pictures held out of training, seeded) after each epoch.
-Every random draw is seeded from (seed, epoch, sample), so a run is reproducible.
+follows Chainer's examples: `training.Trainer` with `LogReport`, `EpochPlot` (charaid.curves),
+`ProgressBar`, a snapshot each epoch (a killed run resumes where it stopped) and an extension
+that scores the detector on whole validation pictures (pictures held out of training, seeded)
+after each epoch. Every random draw is seeded from (seed, epoch, sample), so a run is reproducible.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from chainer.training import extensions
 
 from charaid import fastops
 from charaid.atomic import write_json, write_text
-from charaid.curves import EpochPlot
+from charaid.config import TrainDetectorParams
+from charaid.curves import EpochPlot, draw_curves
 from charaid.detector import backend, heatmap
 from charaid.detector.net import FaceNet
 from charaid.detector.scenes import Draw, Scene, crop_pool, draw_sample, truth_scenes, yolo_scenes
@@ -41,6 +42,26 @@ LOG_COLUMNS = {
     "val_recall": "validation/recall",
     "val_precision": "validation/precision",
     "val_min_score": "validation/min_score",
+}
+
+
+# the per-epoch pictures (metrics/detector_<name>.png): {name: (log keys, title, y label)}
+PLOTS = {
+    "loss": (
+        {
+            "main/loss": "total",
+            "main/heat": "face centres (focal loss)",
+            "main/size": "box side (L1, log)",
+            "main/offset": "centre offset (L1)",
+        },
+        "Detector training loss",
+        "loss per face",
+    ),
+    "val": (
+        {"validation/recall": "recall", "validation/precision": "precision"},
+        "Detector on its validation pictures (IoU 0.5, best-F1 threshold)",
+        "share of faces / of detections",
+    ),
 }
 
 
@@ -160,15 +181,15 @@ class Validation(training.Extension):
             chainer.report({f"validation/{k}": v for k, v in self.last.items()})
 
 
-def gather_scenes(params: dict, frames_dir: Path) -> list[Scene]:
+def gather_scenes(params: TrainDetectorParams, frames_dir: Path) -> list[Scene]:
     """Every annotated picture the params name: YOLO folders, then ground-truth frames."""
     scenes: list[Scene] = []
-    for folder in params["scenes"]:
+    for folder in params.scenes:
         scenes += yolo_scenes(folder)
-    if params["truth"]:
-        truth_dir = Path(params["truth"])
+    if params.truth:
+        truth_dir = Path(params.truth)
         videos = sorted(p.stem for p in truth_dir.glob("*.csv"))
-        keep = [v for v in videos if v not in params["holdout_videos"]]
+        keep = [v for v in videos if v not in params.holdout_videos]
         scenes += truth_scenes(frames_dir, truth_dir, keep)
     return scenes
 
@@ -186,15 +207,20 @@ def split_scenes(scenes: list[Scene], fraction: float, limit: int, seed: int):
     return [s for s in scenes if s.picture not in chosen], val
 
 
-def run_key(params: dict, scenes: list[Scene]) -> str:
-    h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
+def run_key(params: TrainDetectorParams, scenes: list[Scene]) -> str:
+    # the section as params.yaml spells it: the same key as before the typed config
+    h = hashlib.sha256(json.dumps(params.to_dict(), sort_keys=True).encode())
     for scene in scenes:
         h.update(f"{scene.picture}:{scene.boxes}".encode())
     return h.hexdigest()[:16]
 
 
 def train_detector(
-    params: dict, frames_dir: Path, model_dir: Path, metrics_dir: Path, work_dir: Path
+    params: TrainDetectorParams,
+    frames_dir: Path,
+    model_dir: Path,
+    metrics_dir: Path,
+    work_dir: Path,
 ) -> dict:
     """Train, then write `model_dir/detector.{npz,json}`, metrics and the per-epoch log.
 
@@ -205,58 +231,53 @@ def train_detector(
     if not scenes:
         backend.save_untrained(model_dir)
         write_text(metrics_dir / "detector_log.csv", ",".join(LOG_COLUMNS) + "\n")
+        for name, (names, title, ylabel) in PLOTS.items():  # dvc.yaml's plots must exist
+            path = metrics_dir / f"detector_{name}.png"
+            draw_curves([], names, path, title, ylabel, "no annotated pictures: nothing trained")
         result = {"epochs": 0, "train_pictures": 0, "val_pictures": 0, "loss": None}
         write_json(metrics_dir / "train_detector.json", {**result, "trained": False})
         return {**result, "val_recall": None, "val_precision": None, "seconds": 0.0}
     train_scenes, val_scenes = split_scenes(
-        scenes, params["val_fraction"], params["val_pictures"], params["seed"]
+        scenes, params.val_fraction, params.val_pictures, params.seed
     )
     if not train_scenes:
         raise CharaidError("train_detector: every picture went to validation; lower val_fraction")
     draw = Draw(
-        params["input_size"],
-        params["patch"],
-        composites=params["composites"],
-        crop_face=params["crop_face"],
+        params.input_size,
+        params.patch,
+        composites=params.composites,
+        crop_face=params.crop_face,
     )
-    crops = crop_pool(params["crops"]) if params["crops"] else None
-    seed_everything(params["seed"])
+    crops = crop_pool(params.crops) if params.crops else None
+    seed_everything(params.seed)
     fastops.tune_allocator()
-    if params["init"]:  # fine-tune a trained detector: its own architecture and weights
-        net, _ = backend.load(params["init"])
+    if params.init:  # fine-tune a trained detector: its own architecture and weights
+        net, _ = backend.load(params.init)
     else:
-        net = FaceNet(tuple(params["widths"]), params["neck"])
+        net = FaceNet(params.widths, params.neck)
     model = DetectorLoss(net)
-    optimizer = fastops.FastAdam(alpha=params["lr"])
+    optimizer = fastops.FastAdam(alpha=params.lr)
     optimizer.setup(model)
-    samples = params["samples_per_epoch"] or len(train_scenes)
-    data = Patches(train_scenes, draw, params["seed"], samples, params["epochs"], crops)
+    samples = params.samples_per_epoch or len(train_scenes)
+    data = Patches(train_scenes, draw, params.seed, samples, params.epochs, crops)
     # one thread draws the next batch while the network trains on this one
     it = iterators.MultithreadIterator(
-        data, params["batch_size"], n_threads=1, order_sampler=EpochSlices(samples)
+        data, params.batch_size, n_threads=1, order_sampler=EpochSlices(samples)
     )
     run_dir = work_dir / run_key(params, scenes)
-    updater = SeededUpdater(params["seed"], it, optimizer, converter=convert)
-    trainer = training.Trainer(updater, (params["epochs"], "epoch"), out=str(run_dir))
-    last = params["epochs"] * -(-samples // params["batch_size"])
+    updater = SeededUpdater(params.seed, it, optimizer, converter=convert)
+    trainer = training.Trainer(updater, (params.epochs, "epoch"), out=str(run_dir))
+    last = params.epochs * -(-samples // params.batch_size)
     # the step falls linearly over the second half: the last epochs settle instead of bouncing
     trainer.extend(
-        extensions.LinearShift("alpha", (params["lr"], params["lr"] * 0.05), (last // 2, last))
+        extensions.LinearShift("alpha", (params.lr, params.lr * 0.05), (last // 2, last))
     )
-    validation = Validation(net, val_scenes, params["input_size"])
+    validation = Validation(net, val_scenes, params.input_size)
     trainer.extend(validation)
     trainer.extend(extensions.LogReport())
     trainer.extend(EpochCsv(metrics_dir / "detector_log.csv", LOG_COLUMNS))
-    losses = {
-        "main/loss": "total",
-        "main/heat": "face centres (focal loss)",
-        "main/size": "box side (L1, log)",
-        "main/offset": "centre offset (L1)",
-    }
-    trainer.extend(EpochPlot(losses, "loss.png", "Detector training loss", "loss per face"))
-    scores = {"validation/recall": "recall", "validation/precision": "precision"}
-    title = "Detector on its validation pictures (IoU 0.5, best-F1 threshold)"
-    trainer.extend(EpochPlot(scores, "val.png", title, "share of faces / of detections"))
+    for name, (names, title, ylabel) in PLOTS.items():
+        trainer.extend(EpochPlot(names, f"{name}.png", title, ylabel))
     trainer.extend(extensions.ProgressBar(update_interval=5))
     trainer.extend(extensions.snapshot(filename="snapshot"), trigger=(1, "epoch"))
     snapshot = run_dir / "snapshot"
@@ -271,15 +292,15 @@ def train_detector(
     # the last epoch's calibrated threshold travels with the weights (detector_min_score: auto);
     # a resumed run that had nothing left to train scores once more
     if val_scenes and validation.last is None:
-        validation.last = score_pictures(net, val_scenes, params["input_size"])
+        validation.last = score_pictures(net, val_scenes, params.input_size)
     calibrated = validation.last["min_score"] if validation.last else UNCALIBRATED
-    backend.save(net, model_dir, params["input_size"], {"min_score": calibrated})
-    for name in ("loss", "val"):
+    backend.save(net, model_dir, params.input_size, {"min_score": calibrated})
+    for name in PLOTS:
         if (run_dir / f"{name}.png").is_file():
             shutil.copyfile(run_dir / f"{name}.png", metrics_dir / f"detector_{name}.png")
     shutil.rmtree(run_dir, ignore_errors=True)
     result = {
-        "epochs": params["epochs"],
+        "epochs": params.epochs,
         "train_pictures": len(train_scenes),
         "val_pictures": len(val_scenes),
         "loss": round(log[-1]["main/loss"], 5),

@@ -1,8 +1,10 @@
 """charaid's own face detector: sample geometry, composites, target encoding and decoding, a short
 training run, the `learned` backend, and the box-file checks of YOLO folders."""
 
+import dataclasses
 import json
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,6 +20,7 @@ from charaid.detector.net import HEAT, OFFSET_X, OFFSET_Y, SIZE, STRIDE
 from charaid.detector.scenes import Draw, place
 from charaid.errors import CharaidError
 from charaid.yolo import read_boxes
+from tests.helpers import section_with
 
 # ----------------------------------------------------------------------------- geometry
 
@@ -208,26 +211,32 @@ def test_detect_eval_exits_1_when_no_picture_can_be_read(tmp_path, capsys):
 # ----------------------------------------------------------------------------- training
 
 
-TINY = {
-    "scenes": [],
-    "truth": "",
-    "holdout_videos": [],
-    "crops": "",
-    "init": "",
-    "crop_face": 0.7,
-    "composites": 0.0,
-    "input_size": 256,
-    "patch": 128,
-    "widths": [8, 16, 16, 16, 16, 16],
-    "neck": 8,
-    "epochs": 4,
-    "samples_per_epoch": 48,
-    "batch_size": 8,
-    "lr": 0.005,
-    "seed": 0,
-    "val_fraction": 0.0,
-    "val_pictures": 0,
-}
+TINY = section_with(
+    "train_detector",
+    scenes=[],
+    truth="",
+    holdout_videos=[],
+    crops="",
+    init="",
+    crop_face=0.7,
+    composites=0.0,
+    input_size=256,
+    patch=128,
+    widths=[8, 16, 16, 16, 16, 16],
+    neck=8,
+    epochs=4,
+    samples_per_epoch=48,
+    batch_size=8,
+    lr=0.005,
+    seed=0,
+    val_fraction=0.0,
+    val_pictures=0,
+)
+
+
+def learned(folder: Path):
+    """detect_faces params of the learned backend with the detector in `folder`."""
+    return section_with("detect_faces", backend="learned", detector=str(folder), min_size=8)
 
 
 def test_a_short_training_run_lowers_the_loss_and_is_reproducible(tmp_path):
@@ -235,7 +244,7 @@ def test_a_short_training_run_lowers_the_loss_and_is_reproducible(tmp_path):
     from charaid.train_detector import train_detector
 
     folder = _drawn_set(tmp_path / "set")
-    params = {**TINY, "scenes": [str(folder)]}
+    params = dataclasses.replace(TINY, scenes=(str(folder),))
     runs = []
     for name in ("a", "b"):
         out = tmp_path / name
@@ -248,11 +257,13 @@ def test_a_short_training_run_lowers_the_loss_and_is_reproducible(tmp_path):
     assert len(losses) == 4 and losses[-1] < 0.7 * losses[0]
     assert (runs[0] / "detector.npz").read_bytes() == (runs[1] / "detector.npz").read_bytes()
     meta = json.loads((runs[0] / "detector.json").read_text())
-    assert meta["input_size"] == 256 and meta["widths"] == TINY["widths"]
+    assert meta["input_size"] == 256 and meta["widths"] == list(TINY.widths)
     # fine-tuning starts where the first run ended, not from scratch
     tuned = tmp_path / "tuned"
     tuned.mkdir()
-    tune = {**params, "init": str(runs[0]), "epochs": 1, "val_fraction": 0.5, "val_pictures": 3}
+    tune = dataclasses.replace(
+        params, init=str(runs[0]), epochs=1, val_fraction=0.5, val_pictures=3
+    )
     train_detector(tune, tmp_path, tuned, tuned, tuned)
     first = float((tuned / "detector_log.csv").read_text().splitlines()[1].split(",")[1])
     assert first < 0.7 * losses[0]
@@ -263,7 +274,7 @@ def test_a_short_training_run_lowers_the_loss_and_is_reproducible(tmp_path):
     tuned_meta = json.loads((tuned / "detector.json").read_text())
     assert float(row["val_min_score"]) == tuned_meta["min_score"] >= 0.05
     # the weights run as detect_faces' `learned` backend
-    detector = make_detector({"backend": "learned", "detector": str(runs[0]), "min_size": 8})
+    detector = make_detector(learned(runs[0]))
     assert isinstance(detector.detect(cv2.imread(str(folder / "0.png"))), list)
 
 
@@ -273,17 +284,20 @@ def test_nothing_to_learn_from_leaves_a_folder_that_says_what_to_set(tmp_path):
     result = train_detector(TINY, tmp_path, tmp_path, tmp_path, tmp_path / "work")
     assert result["train_pictures"] == 0 and not (tmp_path / "detector.npz").exists()
     assert json.loads((tmp_path / "train_detector.json").read_text())["trained"] is False
+    # dvc.yaml's plots of the stage exist (DVC fails a stage whose outputs are missing)
+    for name in ("loss", "val"):
+        assert (tmp_path / f"detector_{name}.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(CharaidError, match=r"no detector was trained.*train_detector.scenes"):
-        make_detector({"backend": "learned", "detector": str(tmp_path), "min_size": 8})
+        make_detector(learned(tmp_path))
 
 
 def test_the_learned_backend_without_weights_names_the_command(tmp_path):
     with pytest.raises(CharaidError, match=r"no trained detector.*dvc repro train_detector"):
-        make_detector({"backend": "learned", "detector": str(tmp_path), "min_size": 8})
+        make_detector(learned(tmp_path))
     (tmp_path / "detector.json").write_text('{"kind": "something else"}')
     (tmp_path / "detector.npz").write_bytes(b"x")
     with pytest.raises(CharaidError, match="not a charaid face detector"):
-        make_detector({"backend": "learned", "detector": str(tmp_path), "min_size": 8})
+        make_detector(learned(tmp_path))
 
 
 def test_the_calibrated_threshold_has_the_best_f1_and_auto_reads_it():
