@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -37,7 +38,7 @@ def main() -> None:
         "--errors", type=Path, help="folder for a picture of each backend's misses (<backend>.png)"
     )
     args = parser.parse_args()
-    params = load_params(args.params)["detect_faces"]
+    params = load_params(args.params).detect_faces
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = annotated_sakurasou(Path(tmp))
@@ -47,7 +48,7 @@ def main() -> None:
                 size = (round(image.shape[1] * args.scale), round(image.shape[0] * args.scale))
                 cv2.imwrite(str(png), cv2.resize(image, size, interpolation=cv2.INTER_AREA))
         for backend in args.backends.split(","):
-            run = {**params, "backend": backend, "cascade": str(CASCADE)}
+            run = replace(params, backend=backend, cascade=str(CASCADE))
             sheet = args.errors / f"{backend}.png" if args.errors else None
             result = score_folder(folder, run, sheet)["overall"]
             rows.append((backend, result))

@@ -19,11 +19,12 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
-from charaid.config import load_params, validate
+from charaid.config import load_params, parse_section
 from charaid.detect_eval import score_folder
 from charaid.train_detector import train_detector
 
@@ -58,17 +59,17 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(args.params)
     out = args.out or ROOT / "runs" / args.set.name
-    train = {
-        **params["train_detector"],
+    values = {
+        **params.train_detector.to_dict(),
         "scenes": [str(args.set / "images" / "train"), *map(str, args.train_also)],
         "truth": "",
         "holdout_videos": [],
     }
     for change in args.changes:
         key, _, value = change.partition("=")
-        train[key] = yaml.safe_load(value)
-    validate({"train_detector": train})
-    report: dict = {"set": str(args.set), "train_detector": train, "backends": {}}
+        values[key] = yaml.safe_load(value)
+    train = parse_section("train_detector", values, args.params)
+    report: dict = {"set": str(args.set), "train_detector": train.to_dict(), "backends": {}}
     if not args.skip_train:
         result = train_detector(train, out / "frames", out, out, out / "snapshots")
         report["training"] = result
@@ -78,8 +79,9 @@ def main() -> None:
     for backend in args.backends.split(","):
         if backend in ("lbp", "ensemble") and not CASCADE.is_file():
             continue
-        detect = {**params["detect_faces"], "backend": backend, "cascade": str(CASCADE)}
-        detect["detector"] = str(out)
+        detect = replace(
+            params.detect_faces, backend=backend, cascade=str(CASCADE), detector=str(out)
+        )
         start = time.perf_counter()
         r = score_folder(val, detect)
         o = r["overall"]

@@ -37,11 +37,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 
-from charaid.config import load_params
+from charaid.config import DetectFacesParams, load_params, parse_section
 from charaid.demo.render import render_demo
 from charaid.detect_faces import find_faces, worker_count
 from charaid.frames import Sampling, extract_frames, iter_video, read_index
@@ -67,7 +68,7 @@ def make_inputs(tmp: Path, frames: int) -> tuple[Path, list[Path]]:
     seconds = frames / 8
     demo = {"seed": 0, "characters": 6, "extras": 16, "episodes": 1, "seconds": seconds,
             "fps": 8, "width": 1280, "height": 720, "other_show_episodes": 0}  # fmt: skip
-    render_demo(demo, tmp / "demo")
+    render_demo(parse_section("make_demo", demo), tmp / "demo")
     video = tmp / "demo" / "videos" / "ep01.mp4"
     extract_frames(
         tmp / "demo" / "videos", tmp / "frames", Sampling(every_n_frames=1, dedup_distance=-1)
@@ -79,15 +80,15 @@ def make_inputs(tmp: Path, frames: int) -> tuple[Path, list[Path]]:
 # ----------------------------------------------------------------------------- detection rows
 
 
-def raw_lbp(cascade: Path, params: dict) -> Callable[[list], None]:
+def raw_lbp(cascade: Path, params: DetectFacesParams) -> Callable[[list], None]:
     classifier = cv2.CascadeClassifier(str(cascade))
-    size = (params["min_size"], params["min_size"])
+    size = (params.min_size, params.min_size)
 
     def run(images: list) -> None:
         for image in images:
             gray = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
             classifier.detectMultiScale(
-                gray, params["scale_factor"], params["min_neighbors"], minSize=size
+                gray, params.scale_factor, params.min_neighbors, minSize=size
             )
 
     return run
@@ -125,19 +126,19 @@ def raw_learned(folder: str) -> Callable[[list], None]:
     return run
 
 
-def detector_folder(params: dict, tmp: Path) -> str:
+def detector_folder(params: DetectFacesParams, tmp: Path) -> str:
     """detect_faces.detector if it holds trained weights; else the shipped architecture with
     untrained weights (the time per frame does not depend on the weights' values)."""
     from charaid.config import load_params
     from charaid.detector import backend
     from charaid.detector.net import FaceNet
 
-    folder = Path(params["detector"])
+    folder = Path(params.detector)
     if (folder / backend.WEIGHTS).is_file():
         return str(folder)
-    p = load_params(ROOT / "params.yaml")["train_detector"]
+    p = load_params(ROOT / "params.yaml").train_detector
     print(f"note: no weights in {folder}: timing untrained weights", file=sys.stderr)
-    backend.save(FaceNet(tuple(p["widths"]), p["neck"]), tmp / "detector", p["input_size"])
+    backend.save(FaceNet(p.widths, p.neck), tmp / "detector", p.input_size)
     return str(tmp / "detector")
 
 
@@ -165,7 +166,9 @@ def all_cores(raws: list[Callable], images: list) -> None:
         proc.join()
 
 
-def detection_rows(backends: list[str], params: dict, paths: list[Path]) -> dict[str, Callable]:
+def detection_rows(
+    backends: list[str], params: DetectFacesParams, paths: list[Path]
+) -> dict[str, Callable]:
     """Row name -> a function that processes every frame once."""
     images = [cv2.imread(str(p)) for p in paths]
     names = [str(p) for p in paths]
@@ -173,7 +176,7 @@ def detection_rows(backends: list[str], params: dict, paths: list[Path]) -> dict
     for backend in backends:
         raws = []
         if backend == "learned":
-            raws.append(raw_learned(params["detector"]))
+            raws.append(raw_learned(params.detector))
         if backend in ("animeface", "ensemble"):
             raws.append(raw_animeface())
         if backend in ("lbp", "ensemble"):
@@ -181,8 +184,8 @@ def detection_rows(backends: list[str], params: dict, paths: list[Path]) -> dict
         rows[f"{backend}: raw 1 thread"] = lambda raws=raws: one_thread(raws, images)
         ceiling = f"{backend}: raw, {os.cpu_count()} at once"
         rows[ceiling] = lambda raws=raws: all_cores(raws, images)
-        same = {**params, **OFF, "backend": backend, "cascade": str(CASCADE)}
-        shipped = {**params, "backend": backend, "cascade": str(CASCADE)}
+        same = replace(params, **OFF, backend=backend, cascade=str(CASCADE))
+        shipped = replace(params, backend=backend, cascade=str(CASCADE))
         rows[f"{backend}: stage, same work"] = lambda p=same: find_faces(names, p)
         rows[f"{backend}: stage, params.yaml"] = lambda p=shipped: find_faces(names, p)
     return rows
@@ -250,14 +253,14 @@ def main() -> None:
         print(f"{args.video}, rounds: {args.rounds} (medians)")
         print(table(times, bare_read(args.video), lambda name: DECODE_BASE))
         return
-    params = load_params(args.params)["detect_faces"]
+    params = load_params(args.params).detect_faces
     backends = args.backends.split(",")
     if not CASCADE.is_file():
         print(f"note: {CASCADE} absent: lbp and ensemble rows skipped", file=sys.stderr)
         backends = [b for b in backends if b in ("learned", "animeface")]
     with tempfile.TemporaryDirectory() as tmp:
         if "learned" in backends:
-            params = {**params, "detector": detector_folder(params, Path(tmp))}
+            params = replace(params, detector=detector_folder(params, Path(tmp)))
         video, paths = make_inputs(Path(tmp), args.frames)
         print(
             f"{len(paths)} frames of 1280x720, {os.cpu_count()} cores, "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from charaid.config import load_section
@@ -27,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     base = load_section("train")
     if args.epochs:
-        base["epochs"] = args.epochs
+        base = replace(base, epochs=args.epochs)
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         accuracy = {}
@@ -37,7 +38,7 @@ def main() -> None:
                 for sub in ("model", "metrics", "work"):
                     (out / sub).mkdir()
                 result = train(
-                    {**base, "seed": seed, "fast": fast},
+                    replace(base, seed=seed, fast=fast),
                     Path(args.dataset),
                     Path(args.split),
                     out / "model",

@@ -20,12 +20,13 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
 from charaid.atomic import write_json
-from charaid.config import load_params, validate
+from charaid.config import PARAMS_FILE, Params, load_params
 from charaid.dataset import load_dataset
 from charaid.evaluate import evaluate
 from charaid.labels import build_dataset
@@ -45,12 +46,13 @@ def subset(src: Path, dst: Path, classes: int, per_class: int) -> Path:
     return dst
 
 
-def override(params: dict, settings: list[str]) -> dict:
+def override(params: Params, settings: list[str]) -> Params:
+    values = params.to_dict()
     for item in settings:
         key, _, value = item.partition("=")
         section, _, name = key.partition(".")
-        params[section][name] = yaml.safe_load(value)
-    return validate(params)
+        values[section][name] = yaml.safe_load(value)
+    return Params.from_mapping(values, PARAMS_FILE)
 
 
 def main() -> None:
@@ -78,17 +80,17 @@ def main() -> None:
     folder = args.folder
     if args.classes or args.per_class:
         folder = subset(folder, tmp / "labeled", args.classes or 10**6, args.per_class or 10**9)
-    label = {**params["label"], "from": "folders", "path": str(folder)}
+    label = replace(params.label, from_="folders", path=str(folder))
     started = time.perf_counter()
-    size = params["train"]["input_size"] or params["detect_faces"]["crop_size"]
+    size = params.train.input_size
     build_dataset(label, size, tmp / "faces", tmp / "dataset")
     _, rows = load_dataset(tmp / "dataset")
-    parts = split_rows(rows, args.test_per_class, params["split"]["seed"])
+    parts = split_rows(rows, args.test_per_class, params.split.seed)
     write_split(parts, tmp / "split")
     (tmp / "models").mkdir()
     (tmp / "metrics").mkdir()
     trained = train(
-        params["train"], tmp / "dataset", tmp / "split", tmp / "models", tmp / "metrics",
+        params.train, tmp / "dataset", tmp / "split", tmp / "models", tmp / "metrics",
         tmp / "snap",
     )  # fmt: skip
     metrics = evaluate(
@@ -96,15 +98,15 @@ def main() -> None:
         tmp / "split",
         tmp / "models",
         tmp / "metrics",
-        params["predict"],
-        params["label"]["other_class"],
+        params.predict,
+        params.label.other_class,
     )
     record = {
         "folder": str(args.folder.name),
         "classes": len({r["label"] for r in parts["train"]}),
         "train_faces": len(parts["train"]),
         "test_faces": len(parts["test"]),
-        "train": params["train"],
+        "train": params.train.to_dict(),
         "test_accuracy": metrics["accuracy"],
         "macro_f1": metrics["macro_f1"],
         "open_set": metrics["open_set"],

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import flops
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PEAK_GFLOPS = 400.0  # float32 limit of the reference 2-core machine (issue 18)
@@ -108,11 +107,11 @@ def _letterboxed(width: int, height: int, long_side: int, align: int = 64) -> tu
 
 def model_specs(args: argparse.Namespace) -> dict[str, Spec]:
     """The specs of `args.models`: shapes from params.yaml, command-line overrides applied."""
+    from charaid.config import load_params
     from charaid.models import BNCNN
 
-    with open(args.params) as fh:
-        params = yaml.safe_load(fh)
-    det, demo, train = params["train_detector"], params["make_demo"], params["train"]
+    params = load_params(args.params, "--params")
+    det, demo, train = params.train_detector, params.make_demo, params.train
     bn_widths = tuple(inspect.signature(BNCNN).parameters["widths"].default)
 
     def classifier(name: str, side: int, iters: int, widths: tuple[int, ...] = ()) -> Spec:
@@ -126,27 +125,27 @@ def model_specs(args: argparse.Namespace) -> dict[str, Spec]:
             args.iters or iters,
             args.infer_iters or 2,
             args.dataset or 500,
-            float(train["lr"]),
+            train.lr,
             classes=args.classes,
             widths=widths,
         )
 
-    patch = int(det["patch"])
+    patch = det.patch
     every = {
         "seed_cnn": classifier("seed_cnn", 50, 20),
         "bn_cnn": classifier("bn_cnn", 64, 10, bn_widths),
         "detector": Spec(
             "detector",
             (patch, patch),
-            int(det["batch_size"]),
-            _letterboxed(int(demo["width"]), int(demo["height"]), int(det["input_size"])),
+            det.batch_size,
+            _letterboxed(demo.width, demo.height, det.input_size),
             1,  # detect_faces runs one frame at a time (one process per core)
             args.iters or 8,
             args.infer_iters or 16,
             64,
-            float(det["lr"]),
-            widths=tuple(det["widths"]),
-            neck=int(det["neck"]),
+            det.lr,
+            widths=det.widths,
+            neck=det.neck,
         ),
     }
     return {m: every[m] for m in args.models}

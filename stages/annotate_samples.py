@@ -14,9 +14,9 @@ def main() -> None:
         Path("data/faces"),
         Path("models"),
         Path("data/annotated"),
-        p["detect_faces"],
-        p["predict"],
-        p["annotate_samples"]["count"],
+        p.detect_faces,
+        p.predict,
+        p.annotate_samples.count,
     )
     print(f"annotate_samples: {s['faces']} faces named in {s['images']} pictures")
 

@@ -22,26 +22,26 @@ CURVE = Path("metrics/detect_pr.csv")
 
 def main() -> None:
     p = load_params()
-    truth = Path(p["label"]["path"])
-    if p["label"]["from"] != "truth":
+    truth = Path(p.label.path)
+    if p.label.from_ != "truth":
         write_json("metrics/detect.json", {"ground_truth": False})
         write_error_sheet(SHEET, [])
         write_curve(CURVE, [])
         print("detect_eval: no ground truth (label.from is not 'truth'); nothing scored")
         return
     # the demo's lighting per frame is replayed from its seeded plan, only for the demo's truth
-    lighting = demo_lighting(p["make_demo"]) if truth.resolve() == DEMO_TRUTH.resolve() else None
+    lighting = demo_lighting(p.make_demo) if truth.resolve() == DEMO_TRUTH.resolve() else None
     # the learned detector's own training frames flatter it: score the held-out videos apart
     held_out = None
-    trained_on = p["train_detector"]["truth"]
-    learned = p["detect_faces"]["backend"] == "learned"
+    trained_on = p.train_detector.truth
+    learned = p.detect_faces.backend == "learned"
     if learned and trained_on and Path(trained_on).resolve() == truth.resolve():
-        held_out = set(p["train_detector"]["holdout_videos"])
+        held_out = set(p.train_detector.holdout_videos)
     result = score_pipeline(
         Path("data/frames"), Path("data/faces"), truth, lighting, SHEET, CURVE, held_out
     )
     result["ground_truth"] = True
-    result["backend"] = p["detect_faces"]["backend"]
+    result["backend"] = p.detect_faces.backend
     write_json("metrics/detect.json", result)
     o = result["overall"]
     print(

@@ -16,22 +16,22 @@ def main() -> None:
         Path("data/split"),
         Path("models"),
         Path("metrics"),
-        p["predict"],
-        p["label"]["other_class"],
+        p.predict,
+        p.label.other_class,
     )
     shown = {k: m[k] for k in ("accuracy", "macro_f1")}
     print(
         f"evaluate: {shown}, other show rejected: {m.get('other_show', {}).get('rejection_rate')}"
     )
-    truth = Path(p["label"]["path"]) if p["label"]["from"] == "truth" else None
+    truth = Path(p.label.path) if p.label.from_ == "truth" else None
     s = evaluate_scenes(
         Path("data/frames"),
         Path("data/faces"),
         truth,
         Path("data/split"),
         Path("models"),
-        p["predict"],
-        p["label"]["other_class"],
+        p.predict,
+        p.label.other_class,
         Path("metrics"),
     )
     if s["scored"]:

@@ -10,9 +10,9 @@ from charaid.stage import run
 
 def main() -> None:
     p = load_params()
-    detect = p["detect_faces"]
+    detect = p.detect_faces
     summary = build_dataset(
-        p["label"], detect["crop_size"], Path("data/faces"), Path("data/dataset"), detect
+        p.label, detect.crop_size, Path("data/faces"), Path("data/dataset"), detect
     )
     line = f"label: {summary['faces']} faces: {summary['classes']}"
     if "detected" in summary:

@@ -12,9 +12,9 @@ from charaid.stage import run
 def main() -> None:
     p = load_section("split")
     images, rows = load_dataset(Path("data/dataset"))
-    parts = split_rows(rows, p["test_per_class"], p["seed"], p["by"], images)
+    parts = split_rows(rows, p.test_per_class, p.seed, p.by, images)
     counts = write_split(parts, Path("data/split"))
-    print(f"split (by {p['by']}): {counts}")
+    print(f"split (by {p.by}): {counts}")
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from charaid.train import train
 
 def main() -> None:
     params = load_section("train")
-    if params["processes"] > 1 and launched_size() == 1:
-        sys.exit(relaunch(params["processes"], __file__))
+    if params.processes > 1 and launched_size() == 1:
+        sys.exit(relaunch(params.processes, __file__))
     workers = Workers.connect()
     result = train(
         params,

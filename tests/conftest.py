@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, DemoModel, build_demo_model, make_crops
+from tests.helpers import ROOT, DemoModel, build_demo_model, make_crops, section_with
 
 LAYERS = ("unit", "integration", "e2e")
 
@@ -40,23 +40,15 @@ def trained(tmp_path_factory) -> tuple[Path, dict]:
 
     tmp = tmp_path_factory.mktemp("train")
     make_crops(tmp / "labeled")
-    label_params = {
-        "from": "folders",
-        "path": str(tmp / "labeled"),
-        "min_iou": 0.5,
-        "other_class": "other",
-    }
+    label_params = section_with(
+        "label", from_="folders", path=str(tmp / "labeled"), min_iou=0.5, other_class="other"
+    )
     build_dataset(label_params, 50, tmp, tmp / "dataset")
     rows = load_dataset(tmp / "dataset")[1]
     write_split(split_rows(rows, 4, 0), tmp / "split")
-    params = {
-        "model": "seed_cnn",
-        "seed": 0,
-        "epochs": 4,
-        "batch_size": 10,
-        "lr": 0.002,
-        "fast": True,
-    }
+    params = section_with(
+        "train", model="seed_cnn", seed=0, epochs=4, batch_size=10, lr=0.002, fast=True
+    )
     (tmp / "models").mkdir()
     (tmp / "metrics").mkdir()
     result = train(

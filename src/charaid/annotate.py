@@ -7,6 +7,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from charaid.atomic import atomic_dir, write_json
+from charaid.config import DetectFacesParams, PredictParams
 from charaid.detect import make_detector
 from charaid.errors import CharaidError
 from charaid.frames import read_index
@@ -31,8 +32,8 @@ def annotate_samples(
     faces_dir: Path,
     model_dir: Path,
     out_dir: Path,
-    detect_params: dict,
-    predict_params: dict,
+    detect_params: DetectFacesParams,
+    predict_params: PredictParams,
     count: int,
 ) -> dict:
     """Write annotated JPEGs and `annotations.json` (every face drawn: box, name, top-k)."""
@@ -48,9 +49,9 @@ def annotate_samples(
             faces = rec.recognize(
                 image,
                 detector,
-                detect_params["margin"],
-                predict_params["unknown_threshold"],
-                predict_params["top_k"],
+                detect_params.margin,
+                predict_params.unknown_threshold,
+                predict_params.top_k,
             )
             name = f"{row['video']}_{row['frame']}.jpg"
             write_image(

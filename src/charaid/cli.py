@@ -25,7 +25,7 @@ def predict(args: argparse.Namespace) -> None:
     predictor = Predictor.load(args.model, params)
     sampling = Sampling(
         fps=args.fps,
-        dedup_distance=params["extract_frames"]["dedup_distance"],
+        dedup_distance=params.extract_frames.dedup_distance,
         max_frames=args.max_frames,
     )
     records = predict_files(predictor, files, args.out, sampling, args.batch, echo=not args.json)
@@ -58,7 +58,7 @@ def detect_eval(args: argparse.Namespace) -> None:
     params = load_params(args.params, "--params")
     namer = Namer.load(args.model, params) if args.model else None
     result = score_folder(
-        args.folder, params["detect_faces"], args.errors, args.curve, args.fit_boxes, namer
+        args.folder, params.detect_faces, args.errors, args.curve, args.fit_boxes, namer
     )
     if "box_fit" in result and not args.json:
         fit = result["box_fit"]
@@ -92,7 +92,7 @@ def label(args: argparse.Namespace) -> None:
         model = Path("models")
     predict = None  # open-set settings: label_helper's own when the default params.yaml is absent
     if args.params != str(PARAMS_FILE) or Path(args.params).is_file():
-        predict = load_params(args.params, "--params").get("predict")
+        predict = load_params(args.params, "--params").predict
     summary = suggest(
         Path(args.faces),
         Path(args.out),

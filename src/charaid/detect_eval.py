@@ -33,6 +33,7 @@ from charaid.errors import CharaidError
 from charaid.yolo import read_labeled_folder
 
 if TYPE_CHECKING:
+    from charaid.config import DetectFacesParams, MakeDemoParams
     from charaid.naming_eval import Namer
 
 IOUS = (0.5, 0.3)
@@ -187,12 +188,12 @@ def write_error_sheet(
     write_bytes(path, encode_image(path, error_sheet(frames, IOUS[0])))
 
 
-def demo_lighting(make_demo: dict) -> dict[tuple[str, str], str]:
+def demo_lighting(make_demo: MakeDemoParams) -> dict[tuple[str, str], str]:
     """Lighting (day / sunset / night) of every demo frame, replayed from its seeded plan."""
-    from charaid.demo.plan import plan_show, settings_from
+    from charaid.demo.plan import plan_show
 
     lighting = {}
-    for video, shots in plan_show(settings_from(make_demo)):
+    for video, shots in plan_show(make_demo):
         frame = 0
         for shot in shots:
             for _ in range(shot.frames):
@@ -240,7 +241,7 @@ def fit_boxes(
 
 def score_folder(
     folder: str | Path,
-    params: dict,
+    params: DetectFacesParams,
     sheet: Path | None = None,
     curve: Path | None = None,
     fit: bool = False,
@@ -314,7 +315,7 @@ def score_folder(
         )
         merge(result, naming, namer.model)
     result["seconds_per_picture"] = round(seconds / len(readable), 4)
-    result["backend"] = params["backend"]
+    result["backend"] = params.backend
     if box_fit is not None:
         result["box_fit"] = {
             "scale": round(box_fit.scale, 4),

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from charaid.atomic import atomic_dir, npz_bytes
 from charaid.boxes import Detection, square_crop
+from charaid.config import DetectFacesParams
 from charaid.crops import CROPS_DIR, crop_file, crop_key, load_crops
 from charaid.detect import make_detector
 from charaid.errors import CharaidError
@@ -43,9 +44,9 @@ _worker: dict = {}
 CroppedFace = tuple[Detection, np.ndarray, tuple[int, int, int]]
 
 
-def _init_worker(params: dict) -> None:
+def _init_worker(params: DetectFacesParams) -> None:
     cv2.setNumThreads(1)
-    if params["backend"] == "learned":  # one core per worker: its kernels and BLAS alike
+    if params.backend == "learned":  # one core per worker: its kernels and BLAS alike
         import threadpoolctl
 
         from charaid import fastops
@@ -53,8 +54,8 @@ def _init_worker(params: dict) -> None:
         fastops.set_num_threads(1)
         _worker["blas"] = threadpoolctl.threadpool_limits(1, user_api="blas")
     _worker["detector"] = make_detector(params)
-    _worker["margin"] = params["margin"]
-    _worker["size"] = params["crop_size"]
+    _worker["margin"] = params.margin
+    _worker["size"] = params.crop_size
 
 
 def _faces_in(path: str) -> tuple[str, list[CroppedFace] | None]:
@@ -71,15 +72,15 @@ def _faces_in(path: str) -> tuple[str, list[CroppedFace] | None]:
     return path, faces
 
 
-def worker_count(params: dict) -> int:
+def worker_count(params: DetectFacesParams) -> int:
     """`workers: 0` means one process per core."""
-    return params["workers"] or os.cpu_count() or 1
+    return params.workers or os.cpu_count() or 1
 
 
 FRAME_TIMEOUT = 60.0  # seconds; a frame normally takes well under one
 
 
-def find_faces(paths: list[str], params: dict) -> dict[str, list[CroppedFace] | None]:
+def find_faces(paths: list[str], params: DetectFacesParams) -> dict[str, list[CroppedFace] | None]:
     """Faces per frame path (None where a frame could not be read), with a progress bar.
 
     Frames go to worker processes under a watchdog (see charaid.workers): a detector that hangs
@@ -91,7 +92,7 @@ def find_faces(paths: list[str], params: dict) -> dict[str, list[CroppedFace] | 
     warmup = None
     if all(backend.name != "animeface" for backend, _ in detector.backends):
         warmup = _faces_in
-        _worker.update(detector=detector, margin=params["margin"], size=params["crop_size"])
+        _worker.update(detector=detector, margin=params.margin, size=params.crop_size)
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     results: dict[str, list[CroppedFace] | None] = {}
@@ -119,7 +120,7 @@ def find_faces(paths: list[str], params: dict) -> dict[str, list[CroppedFace] | 
     return results
 
 
-def detect_faces(frames_dir: str | Path, out_dir: str | Path, params: dict) -> dict:
+def detect_faces(frames_dir: str | Path, out_dir: str | Path, params: DetectFacesParams) -> dict:
     """Write `out_dir/crops/<video>.npz` (crops, keys) and `out_dir/index.csv`.
 
     One array file per video instead of one picture per crop: DVC hashes, stats and transfers

@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
 from charaid.atomic import atomic_path, write_json
+from charaid.config import PredictParams
 from charaid.dataset import load_dataset
 from charaid.errors import CharaidError
 from charaid.frames import read_index
@@ -45,20 +46,14 @@ def evaluate(
     split_dir: Path,
     model_dir: Path,
     metrics_dir: Path,
-    predict: dict | float,
+    predict: PredictParams,
     other_class: str,
 ) -> dict:
     """Write `metrics_dir/eval.json` and `metrics_dir/confusion.csv`; return the metrics.
 
-    `predict` is params.yaml's predict section (or a bare softmax threshold).
+    `predict` is params.yaml's predict section: the open-set method and its threshold.
     """
-    if not isinstance(predict, dict):
-        predict = {
-            "unknown_method": "softmax",
-            "unknown_quantile": 0.0,
-            "unknown_threshold": predict,
-        }
-    threshold = predict["unknown_threshold"]
+    threshold = predict.unknown_threshold
     images, rows = load_dataset(dataset_dir)
     ids = [r["id"] for r in rows]
     rec = Recognizer.from_params(model_dir, predict)
@@ -69,7 +64,7 @@ def evaluate(
     if foreign:
         raise CharaidError(
             f"{model_dir / 'model.json'}: the model knows {', '.join(rec.classes)}, not the "
-            f"dataset's {', '.join(foreign)}: a model of another class set; rerun train"
+            f"dataset's {', '.join(foreign)}: a model of another class set; run dvc repro train"
         )
     if rec.one_vs_rest:  # "not X" stands for the whole rest, the other class included
         other_class = negative_class(rec.one_vs_rest)

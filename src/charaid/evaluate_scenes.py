@@ -18,6 +18,7 @@ from pathlib import Path
 
 from charaid.atomic import atomic_path, write_json
 from charaid.boxes import Box, Detection
+from charaid.config import PredictParams
 from charaid.crops import face_boxes, load_crops
 from charaid.frames import read_index
 from charaid.naming_eval import score_naming
@@ -100,7 +101,7 @@ def evaluate_scenes(
     truth_dir: Path | None,
     split_dir: Path,
     model_dir: Path,
-    predict: dict,
+    predict: PredictParams,
     other_class: str,
     metrics_dir: Path,
 ) -> dict:
@@ -110,7 +111,7 @@ def evaluate_scenes(
         result: dict = {"scored": False, "reason": "no ground truth (label.from is not truth)"}
     else:
         rec = Recognizer.from_params(model_dir, predict)
-        threshold = predict["unknown_threshold"]
+        threshold = predict.unknown_threshold
         result = score_scenes(
             frames_dir, faces_dir, truth_dir, split_dir, rec, threshold, other_class
         )

@@ -49,6 +49,7 @@ from sklearn.cluster import SpectralClustering
 from sklearn.decomposition import PCA
 
 from charaid.atomic import atomic_dir
+from charaid.config import PredictParams
 from charaid.crops import load_crops
 from charaid.errors import CharaidError
 from charaid.frames import read_index
@@ -271,7 +272,7 @@ def model_mismatch(model_dir: Path, labeled_dir: Path) -> str:
     try:
         classes = [str(c) for c in json.loads(meta.read_text(encoding="utf-8"))["classes"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CharaidError(f"{meta}: damaged ({exc}); rerun train") from None
+        raise CharaidError(f"{meta}: damaged ({exc}); run dvc repro train") from None
     mine = labeled_characters(labeled_dir)
     strangers = [name for name in mine if name not in classes]
     if mine and not strangers:
@@ -287,7 +288,7 @@ def model_mismatch(model_dir: Path, labeled_dir: Path) -> str:
     return f"label: {model_dir.as_posix().rstrip('/')}/ knows {knows}; {why}: clustering instead"
 
 
-def model_outputs(model_dir: Path, crops: np.ndarray, predict: dict | None):
+def model_outputs(model_dir: Path, crops: np.ndarray, predict: PredictParams | None):
     """Probabilities, open-set scores (or None) and features of the crops under a model."""
     from charaid.models import resize_crops, to_input
     from charaid.openset import features_of
@@ -305,7 +306,7 @@ def suggest(
     model_dir: Path | None = None,
     clusters: int = 0,
     seed: int = 0,
-    predict: dict | None = None,
+    predict: PredictParams | None = None,
     labeled_dir: Path | None = None,
 ) -> dict:
     """Write suggested folders for the crops listed in `faces_dir/index.csv`; return a summary.

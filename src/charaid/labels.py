@@ -16,6 +16,7 @@ The output is one array file (fast to load, one object for DVC) plus a CSV and a
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 import unicodedata
@@ -26,6 +27,7 @@ import cv2
 import numpy as np
 
 from charaid.boxes import Box, match, square_crop
+from charaid.config import DetectFacesParams, LabelParams
 from charaid.crops import face_boxes, load_crops
 from charaid.dataset import OTHERSHOW, write_dataset
 from charaid.detect_faces import CroppedFace, find_faces
@@ -137,7 +139,7 @@ def scene_crops(
 
 
 def labels_from_scenes(
-    folder: Path, detect: dict, min_iou: float, other: str
+    folder: Path, detect: DetectFacesParams, min_iou: float, other: str
 ) -> tuple[list[dict], list[np.ndarray]]:
     """Rows and crops of every named box of a YOLO scene folder; `detect` is the detect_faces
     section (backend, margin, crop_size, workers...)."""
@@ -166,7 +168,7 @@ def labels_from_scenes(
         if dets is None:
             print(f"warning: {picture}: {image_problem(picture)}, skipped", file=sys.stderr)
             continue
-        crops = scene_crops(picture, faces, dets, min_iou, detect["margin"], detect["crop_size"])
+        crops = scene_crops(picture, faces, dets, min_iou, detect.margin, detect.crop_size)
         rel = picture.relative_to(folder).as_posix()
         for j, ((cls, _), (crop, role)) in enumerate(zip(faces, crops, strict=True)):
             rows.append(
@@ -182,21 +184,25 @@ def labels_from_scenes(
 
 
 def build_dataset(
-    params: dict, crop_size: int, faces_dir: Path, out_dir: Path, detect: dict | None = None
+    params: LabelParams,
+    crop_size: int,
+    faces_dir: Path,
+    out_dir: Path,
+    detect: DetectFacesParams | None = None,
 ) -> dict:
     """Write `out_dir/crops.npz` (images, ids), `labels.csv` and `contact_sheet.png`.
 
     `detect` (the detect_faces section) is needed for `from: scenes`, whose crops it cuts."""
-    path = Path(params["path"])
-    if params["from"] == "truth":
-        rows = labels_from_truth(faces_dir, path, params["min_iou"], params["other_class"])
+    path = Path(params.path)
+    if params.from_ == "truth":
+        rows = labels_from_truth(faces_dir, path, params.min_iou, params.other_class)
         crops = load_crops(faces_dir, [{"crop": r["id"]} for r in rows])
         images = list(crops)
-    elif params["from"] == "scenes":
+    elif params.from_ == "scenes":
         if detect is None:
             raise ValueError("label.from scenes needs the detect_faces params")
-        detect = {**detect, "crop_size": crop_size}
-        rows, images = labels_from_scenes(path, detect, params["min_iou"], params["other_class"])
+        detect = dataclasses.replace(detect, crop_size=crop_size)
+        rows, images = labels_from_scenes(path, detect, params.min_iou, params.other_class)
     else:
         rows, images, unreadable = [], [], []
         for name, files in scan_folders(path).items():
@@ -235,6 +241,6 @@ def build_dataset(
     counts = Counter(r["label"] for r in rows)
     write_dataset(out_dir, rows, stack)
     summary = {"faces": len(rows), "classes": dict(sorted(counts.items()))}
-    if params["from"] == "scenes":
+    if params.from_ == "scenes":
         summary["detected"] = sum(r["role"] == "detected" for r in rows)
     return summary

@@ -34,6 +34,7 @@ from charaid.visualize import UNKNOWN
 from charaid.yolo import CLASSES_FILE, classes_file, find_classes
 
 if TYPE_CHECKING:
+    from charaid.config import Params
     from charaid.predict import Recognizer
 
 TABLE_IOU = 0.3  # per character and confusion: a naming question, not a box-convention one
@@ -73,18 +74,17 @@ class Namer:
     model: str = ""  # the model folder, for the report
 
     @classmethod
-    def load(cls, model_dir: str | Path, params: dict) -> Namer:
+    def load(cls, model_dir: str | Path, params: Params) -> Namer:
         """From a model folder and validated params (detect_faces, predict, label)."""
         from charaid.models import negative_class
         from charaid.predict import Recognizer
 
-        rec = Recognizer.from_params(model_dir, params["predict"])
+        rec = Recognizer.from_params(model_dir, params.predict)
+        other_class = params.label.other_class
         # one-vs-rest models call the whole rest "not X", extras included (as evaluate does)
-        other = (
-            negative_class(rec.one_vs_rest) if rec.one_vs_rest else params["label"]["other_class"]
-        )
-        margin, threshold = params["detect_faces"]["margin"], params["predict"]["unknown_threshold"]
-        return cls(rec, margin, threshold, other, params["label"]["other_class"], str(model_dir))
+        other = negative_class(rec.one_vs_rest) if rec.one_vs_rest else other_class
+        margin, threshold = params.detect_faces.margin, params.predict.unknown_threshold
+        return cls(rec, margin, threshold, other, other_class, str(model_dir))
 
     def outside(self, truth_classes: Sequence[str]) -> set[str]:
         """The truth names that mean "not one of this model's cast": classes.txt's `unknown`,

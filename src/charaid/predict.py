@@ -15,6 +15,7 @@ import numpy as np
 from chainer import serializers
 
 from charaid.boxes import Box, Detection, Detector, square_crop
+from charaid.config import Params, PredictParams
 from charaid.errors import CharaidError
 from charaid.models import build_model, resize_crops, to_input
 from charaid.openset import GALLERY, Gallery, K
@@ -75,13 +76,13 @@ class Recognizer:
         )
 
     @classmethod
-    def from_params(cls, model_dir: str | Path, predict: dict) -> Recognizer:
+    def from_params(cls, model_dir: str | Path, predict: PredictParams) -> Recognizer:
         """With the open-set settings of params.yaml's predict section."""
         return cls(
             model_dir,
-            unknown_method=predict["unknown_method"],
-            unknown_quantile=predict["unknown_quantile"],
-            unknown_k=predict.get("unknown_k", K),  # added later: older dicts mean the default
+            unknown_method=predict.unknown_method,
+            unknown_quantile=predict.unknown_quantile,
+            unknown_k=predict.unknown_k,
         )
 
     def probabilities(self, crops: np.ndarray, batch: int = 256, scores: bool = False):
@@ -236,17 +237,17 @@ class Predictor:
         self._detect_lock, self._model_lock = threading.Lock(), threading.Lock()
 
     @classmethod
-    def load(cls, model_dir: str | Path, params: dict) -> Predictor:
+    def load(cls, model_dir: str | Path, params: Params) -> Predictor:
         """From a model folder and validated params (detect_faces and predict sections)."""
         from charaid.detect import make_detector
 
-        detect, predict = params["detect_faces"], params["predict"]
+        detect, predict = params.detect_faces, params.predict
         return cls(
             Recognizer.from_params(model_dir, predict),
             make_detector(detect),
-            detect["margin"],
-            predict["unknown_threshold"],
-            predict["top_k"],
+            detect.margin,
+            predict.unknown_threshold,
+            predict.top_k,
         )
 
     @property

@@ -1,8 +1,8 @@
 """train: fit a Chainer classifier on the train split, following Chainer's own examples.
 
 `training.Trainer` with an `Evaluator` on the held-out split (for curves only: no model selection
-happens on it), `LogReport`, `PlotReport`, `ProgressBar`, and a snapshot each epoch so a killed
-run resumes where it stopped. Every random source is seeded from params.
+happens on it), `LogReport`, `EpochPlot` (charaid.curves), `ProgressBar`, and a snapshot each
+epoch so a killed run resumes where it stopped. Every random source is seeded from params.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from chainer.training import extensions
 from charaid import fastops
 from charaid.atomic import write_json, write_npz
 from charaid.augment import AugmentedDataset
+from charaid.config import TrainParams
 from charaid.curves import EpochPlot
 from charaid.distributed import Workers
 from charaid.errors import CharaidError
@@ -74,16 +75,17 @@ class DrawCounts(training.Extension):
         self.dataset.draws[...] = serializer("draws", self.dataset.draws)
 
 
-def run_key(params: dict, split_dir: Path, dataset_dir: Path) -> str:
+def run_key(params: TrainParams, split_dir: Path, dataset_dir: Path) -> str:
     """Identifies a training run: a snapshot is only resumed by the very same run."""
-    h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
+    # the section as params.yaml spells it: the same key as before the typed config
+    h = hashlib.sha256(json.dumps(params.to_dict(), sort_keys=True).encode())
     for path in (split_dir / "train.csv", split_dir / "test.csv", dataset_dir / "crops.npz"):
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 
 def train(
-    params: dict,
+    params: TrainParams,
     dataset_dir: Path,
     split_dir: Path,
     model_dir: Path,
@@ -100,45 +102,37 @@ def train(
     from charaid.dataset import load_dataset
 
     images, rows = load_dataset(dataset_dir)
-    # keys added by issue 4; a params dict without them means the seed's behaviour
-    params = {
-        "augment": False,
-        "pretrained": "",
-        "one_vs_rest": "",
-        "lr_decay": "none",
-        **params,
-    }
-    images = resize_crops(images, params.get("input_size") or images.shape[1])
+    images = resize_crops(images, params.input_size)
     ids = [r["id"] for r in rows]
     train_rows = read_index(split_dir / "train.csv")
     test_rows = read_index(split_dir / "test.csv")
-    classes, train_rows, test_rows = classes_for(params["one_vs_rest"], train_rows, test_rows)
+    classes, train_rows, test_rows = classes_for(params.one_vs_rest, train_rows, test_rows)
     x_train, y_train = arrays_for(images, ids, train_rows, classes)
     x_test, y_test = arrays_for(images, ids, test_rows, classes)
 
-    seed_everything(params["seed"])
-    if params["fast"]:
+    seed_everything(params.seed)
+    if params.fast:
         fastops.tune_allocator()
         # N MPI processes already use N cores: split each one's kernels over its share only
         fastops.set_num_threads(max(1, fastops.default_num_threads() // workers.size))
-    model = build_model(params["model"], len(classes), params["fast"], params["pretrained"])
-    seed = workers.seed(params["seed"])
+    model = build_model(params.model, len(classes), params.fast, params.pretrained)
+    seed = workers.seed(params.seed)
     if workers.distributed:  # own dropout masks per rank (rank 0's weights are broadcast)
         seed_everything(seed)
     classifier = L.Classifier(model)
-    adam = fastops.FastAdam if params["fast"] else optimizers.Adam
-    optimizer = workers.optimizer(adam(alpha=params["lr"]))
+    adam = fastops.FastAdam if params.fast else optimizers.Adam
+    optimizer = workers.optimizer(adam(alpha=params.lr))
     optimizer.setup(classifier)
 
-    if params["augment"]:
-        train_data = AugmentedDataset(x_train, y_train, params["seed"])
+    if params.augment:
+        train_data = AugmentedDataset(x_train, y_train, params.seed)
     else:
         train_data = chainer.datasets.TupleDataset(x_train, y_train)
-    train_set = workers.scatter(train_data, params["seed"])
+    train_set = workers.scatter(train_data, params.seed)
     test_set = workers.scatter(
-        chainer.datasets.TupleDataset(x_test, y_test), params["seed"], equal=False
+        chainer.datasets.TupleDataset(x_test, y_test), params.seed, equal=False
     )
-    batch = min(workers.batch(params["batch_size"]), len(train_set))
+    batch = min(workers.batch(params.batch_size), len(train_set))
     order = EpochOrderSampler(seed)
     train_iter = iterators.SerialIterator(train_set, batch, order_sampler=order)
     order.iterator = train_iter
@@ -146,13 +140,11 @@ def train(
     run_dir = work_dir / run_key(params, split_dir, dataset_dir)
     out_dir = run_dir / f"rank{workers.rank}" if workers.distributed else run_dir
     updater = SeededUpdater(seed, train_iter, optimizer)
-    trainer = training.Trainer(updater, (params["epochs"], "epoch"), out=str(out_dir))
+    trainer = training.Trainer(updater, (params.epochs, "epoch"), out=str(out_dir))
     trainer.extend(workers.evaluator(extensions.Evaluator(test_iter, classifier)))
-    if (
-        params["lr_decay"] == "linear"
-    ):  # long runs end better with a small step (saved in snapshots)
-        last_iteration = params["epochs"] * math.ceil(len(train_set) / batch)
-        trainer.extend(extensions.LinearShift("alpha", (params["lr"], 0.0), (0, last_iteration)))
+    if params.lr_decay == "linear":  # long runs end better with a small step (saved in snapshots)
+        last_iteration = params.epochs * math.ceil(len(train_set) / batch)
+        trainer.extend(extensions.LinearShift("alpha", (params.lr, 0.0), (0, last_iteration)))
     if workers.is_root:
         trainer.extend(
             extensions.observe_value("lr", lambda t: t.updater.get_optimizer("main").alpha)
@@ -189,11 +181,11 @@ def train(
     weights.save(model)
     write_npz(model_dir / "model.npz", weights.target)
     meta = {
-        "model": params["model"],
+        "model": params.model,
         "classes": classes,
         "input_size": int(images.shape[1]),
-        "fast": params["fast"],
-        "one_vs_rest": params["one_vs_rest"],
+        "fast": params.fast,
+        "one_vs_rest": params.one_vs_rest,
     }
     write_json(model_dir / "model.json", meta)
     save_gallery(model_dir / GALLERY, features_of(model, x_train))  # open-set scoring
@@ -201,7 +193,7 @@ def train(
         shutil.copyfile(out_dir / f"{key}.png", metrics_dir / f"train_{key}.png")
     shutil.rmtree(run_dir, ignore_errors=True)
     result = {
-        "epochs": params["epochs"],
+        "epochs": params.epochs,
         "train_images": len(x_train),
         "loss": round(last["main/loss"], 5),
         "accuracy": round(last["main/accuracy"], 5),
@@ -211,7 +203,7 @@ def train(
     # Timing varies run to run, so it lives apart from the deterministic metrics.
     speed = {
         "seconds": round(seconds, 1),
-        "images_per_second": round(len(x_train) * params["epochs"] / seconds, 1),
+        "images_per_second": round(len(x_train) * params.epochs / seconds, 1),
         "processes": workers.size,
     }
     write_json(metrics_dir / "train_speed.json", speed)

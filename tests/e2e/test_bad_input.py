@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.helpers import ROOT, make_crops, moving_square_frames, write_video
+from tests.helpers import ROOT, make_crops, moving_square_frames, section_with, write_video
 
 pytestmark = pytest.mark.slow  # ~50 subprocesses: end to end, a few minutes on 2 cores
 
@@ -39,7 +39,7 @@ TRAIN_1_EPOCH = {
     "batch_size": 10,
     "lr": 0.002,
     "fast": True,
-}
+}  # the train section's changes from params.yaml (tests.helpers.section_with)
 
 
 def stage_env(extra: dict | None = None) -> dict:
@@ -318,7 +318,7 @@ def _one_class(project: Path) -> None:
     labeled(project, {"Mio": 8})
     shutil.rmtree(project / "data" / "dataset")
     build_dataset(
-        {"from": "folders", "path": str(project / "data/labeled"), "other_class": "o"},
+        section_with("label", from_="folders", path=str(project / "data/labeled"), other_class="o"),
         50,
         project,
         project / "data" / "dataset",
@@ -598,7 +598,7 @@ CASES: dict[str, Case] = {
     ),
     "model_npz_other_class_count": Case("evaluate", mismatched_npz, ("model.npz", "model.json")),
     "model_from_other_class_set": Case(
-        "evaluate", _classes_renamed, ("model.json", "Mio, Ritsu, Yui", "rerun train")
+        "evaluate", _classes_renamed, ("model.json", "Mio, Ritsu, Yui", "dvc repro train")
     ),
     "predict_model_other_class_count": Case(
         "cli",
@@ -647,7 +647,7 @@ def base_project(tmp_path_factory) -> Path:
     data = base / "data"
     make_crops(base / "crops", n=24)
     build_dataset(
-        {"from": "folders", "path": str(base / "crops"), "min_iou": 0.5, "other_class": "other"},
+        section_with("label", from_="folders", path=str(base / "crops"), other_class="other"),
         50,
         base,
         data / "dataset",
@@ -656,7 +656,7 @@ def base_project(tmp_path_factory) -> Path:
     for name in ("models", "metrics"):
         (base / name).mkdir()
     train(
-        TRAIN_1_EPOCH,
+        section_with("train", **TRAIN_1_EPOCH),
         data / "dataset",
         data / "split",
         base / "models",

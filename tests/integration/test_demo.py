@@ -9,11 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-from charaid.config import SCHEMA
+from charaid.config import SCHEMA, parse_section
 from charaid.demo.cast import NAMED_CAST, looks_like, named_cast, other_show_cast, random_extras
-from charaid.demo.plan import Settings, plan_show, settings_from
+from charaid.demo.plan import plan_show
 from charaid.demo.render import TRUTH_HEADER, render_demo
 from charaid.errors import CharaidError
+from tests.helpers import section_with
 
 TINY = {"seed": 0, "characters": 4, "extras": 4, "episodes": 1, "seconds": 4, "fps": 8,
         "width": 640, "height": 360, "other_show_episodes": 1}  # fmt: skip
@@ -22,7 +23,7 @@ TINY = {"seed": 0, "characters": 4, "extras": 4, "episodes": 1, "seconds": 4, "f
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("demo") / "demo"
-    return out, render_demo(TINY, out)
+    return out, render_demo(section_with("make_demo", **TINY), out)
 
 
 def read_truth(path: Path) -> list[dict]:
@@ -79,7 +80,7 @@ def test_every_named_character_appears(demo):
 def test_same_params_same_bytes(demo, tmp_path):
     out, _ = demo
     again = tmp_path / "again"
-    render_demo(TINY, again)
+    render_demo(section_with("make_demo", **TINY), again)
     for name in ("truth/ep01.csv", "truth/othershow01.csv", "cast.json", "videos/ep01.mp4"):
         assert (out / name).read_bytes() == (again / name).read_bytes(), name
 
@@ -96,16 +97,20 @@ def test_cast_is_hard_and_extras_are_distinct():
 
 
 def test_bad_params_are_clear_errors():
-    # checked against charaid.config.SCHEMA, the one set of rules (and params.yaml the defaults)
+    # checked against charaid.config's MakeDemoParams, the one set of rules (and params.yaml
+    # the values)
+    def parse(values: dict):
+        return parse_section("make_demo", values)
+
     with pytest.raises(CharaidError, match=r"make_demo.characters must be an integer in \[2, 6\]"):
-        settings_from({**TINY, "characters": 7})
+        parse({**TINY, "characters": 7})
     with pytest.raises(CharaidError, match="unknown key 'make_demo.episode'"):
-        settings_from({**TINY, "episode": 2})
+        parse({**TINY, "episode": 2})
     with pytest.raises(CharaidError, match="make_demo is missing width"):
-        settings_from({k: v for k, v in TINY.items() if k != "width"})
+        parse({k: v for k, v in TINY.items() if k != "width"})
     with pytest.raises(CharaidError, match=r"make_demo.width must be an integer in \[335, "):
-        settings_from({**TINY, "width": 334})
-    assert settings_from(TINY).seconds == 4.0
+        parse({**TINY, "width": 334})
+    assert parse(TINY) == section_with("make_demo", **TINY)
 
 
 def test_schema_minimum_frame_is_what_the_planner_needs():
@@ -113,7 +118,9 @@ def test_schema_minimum_frame_is_what_the_planner_needs():
     width, height = int(fields["width"].minimum), int(fields["height"].minimum)
 
     def plan(w: int, h: int) -> None:  # a show's worth of shots: many groups of four
-        s = Settings(**{**TINY, "seconds": 30.0, "fps": 1, "width": w, "height": h})
+        s = section_with(
+            "make_demo", **{**TINY, "seconds": 30.0, "fps": 1, "width": w, "height": h}
+        )
         for _, shots in plan_show(s):
             for _ in shots:
                 pass

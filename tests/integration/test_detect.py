@@ -1,8 +1,10 @@
+import dataclasses
+
 import pytest
 
 from charaid.detect import make_detector
 from charaid.errors import CharaidError
-from tests.helpers import lbp_params
+from tests.helpers import PLAIN_DETECT, lbp_params, section_with
 
 
 def test_missing_cascade_is_a_clear_error(tmp_path):
@@ -55,14 +57,15 @@ def test_pad_finds_a_face_cut_by_the_frame_edge_and_maps_its_box_back():
 
     canvas = np.full((400, 700, 3), (200, 220, 235), np.uint8)
     draw_character(canvas, named_cast(6)[0], Pose(200, 200, 150))
-    params = {"backend": "animeface", "min_score": 0.0, "min_size": 24, "sharpen": 1.5}
+    plain = {**PLAIN_DETECT, "backend": "animeface", "min_score": 0.0, "min_size": 24}
+    params = section_with("detect_faces", **{**plain, "sharpen": 1.5})
     whole = make_detector(params).detect(canvas)
     assert len(whole) == 1
     x, y, w, h = whole[0].box
     cut = int(x + 0.25 * w)  # the frame starts a quarter of the way into the face
     frame = np.ascontiguousarray(canvas[:, cut:])
     assert make_detector(params).detect(frame) == []
-    found = make_detector({**params, "pad": 0.25}).detect(frame)
+    found = make_detector(dataclasses.replace(params, pad=0.25)).detect(frame)
     assert len(found) == 1
     assert found[0].box[0] < 0 and iou(found[0].box, (x - cut, y, w, h)) > 0.7
 

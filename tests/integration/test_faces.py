@@ -7,7 +7,6 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-import yaml
 
 from charaid.boxes import square_crop
 from charaid.cli import main
@@ -18,12 +17,11 @@ from charaid.detect import BOX_SCALE
 from charaid.detect_faces import detect_faces, export_crops
 from charaid.errors import CharaidError
 from charaid.frames import Sampling, extract_frames, read_index
-from tests.helpers import CASCADE, ROOT, SAKURASOU, lbp_params, need_shared
+from tests.helpers import CASCADE, SAKURASOU, lbp_params, need_shared, section_with
 
 
-def animeface_params() -> dict:
-    p = yaml.safe_load((ROOT / "params.yaml").read_text())["detect_faces"]
-    return {**p, "backend": "animeface", "workers": 1}
+def animeface_params():
+    return section_with("detect_faces", backend="animeface", workers=1)
 
 
 @pytest.fixture(scope="module")
@@ -129,5 +127,5 @@ def test_lbp_stage_finds_real_faces_in_sakurasou(tmp_path):
 def test_zero_workers_means_one_process_per_core():
     from charaid.detect_faces import worker_count
 
-    assert worker_count({"workers": 0}) == (os.cpu_count() or 1)
-    assert worker_count({"workers": 3}) == 3
+    assert worker_count(section_with("detect_faces", workers=0)) == (os.cpu_count() or 1)
+    assert worker_count(section_with("detect_faces", workers=3)) == 3

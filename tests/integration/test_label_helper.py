@@ -14,6 +14,7 @@ from charaid.cli import main
 from charaid.detect_faces import crop_file, crop_key, load_crops
 from charaid.errors import CharaidError
 from charaid.label_helper import auto_clusters, quality, suggest
+from tests.helpers import section_with
 
 COLORS = {"Akari": (0, 0, 255), "Sora": (255, 0, 0), "Mio": (0, 200, 0)}
 
@@ -186,12 +187,12 @@ def tiny_model(tmp_path_factory):
             (labeled / name).mkdir(parents=True, exist_ok=True)
             pic = load_crops(root / "faces", [{"crop": crop}])[0]
             cv2.imwrite(str(labeled / name / f"{crop.split('/')[-1]}.png"), pic)
-    params = {"from": "folders", "path": str(labeled), "min_iou": 0.5, "other_class": "other"}
+    params = section_with("label", from_="folders", path=str(labeled), other_class="other")
     build_dataset(params, 50, root, root / "dataset")
     write_split(split_rows(load_dataset(root / "dataset")[1], 2, 0), root / "split")
-    train_params = {
-        "model": "seed_cnn", "seed": 0, "epochs": 4, "batch_size": 8, "lr": 0.003, "fast": True,
-    }  # fmt: skip
+    train_params = section_with(
+        "train", model="seed_cnn", seed=0, epochs=4, batch_size=8, lr=0.003, fast=True
+    )
     for d in ("models", "metrics"):
         (root / d).mkdir()
     train(
@@ -208,7 +209,9 @@ def tiny_model(tmp_path_factory):
 def test_presort_with_a_model_names_folders_by_class(tmp_path, tiny_model):
     models, labeled = tiny_model
     truth = make_faces(tmp_path / "faces")
-    predict = {"unknown_method": "knn", "unknown_quantile": 0.02, "unknown_threshold": 0.5}
+    predict = section_with(
+        "predict", unknown_method="knn", unknown_quantile=0.02, unknown_threshold=0.5
+    )
     summary = suggest(
         tmp_path / "faces", tmp_path / "out", models, predict=predict, labeled_dir=labeled
     )

@@ -1,5 +1,6 @@
 """label.from: scenes: a YOLO folder whose classes.txt names the characters becomes the dataset."""
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from tests.helpers import (
     need_shared,
     params_with,
     run_stage,
+    section_with,
 )
 
 CLASSES = ["Dee", "Dex", "unknown"]
@@ -59,12 +61,12 @@ def write_scenes(root, boxes=BOXES, classes=CLASSES, twins=True):
 
 
 def label_params(path):
-    return {"from": "scenes", "path": str(path), "min_iou": 0.5, "other_class": "other"}
+    return section_with("label", from_="scenes", path=str(path), min_iou=0.5, other_class="other")
 
 
 @pytest.fixture
-def detect(sample_params):
-    return {**sample_params["detect_faces"], "backend": "animeface", "workers": 1}
+def detect():
+    return section_with("detect_faces", backend="animeface", workers=1)
 
 
 def test_boxes_give_the_crops_when_nothing_is_detected(tmp_path, detect):
@@ -86,7 +88,7 @@ def test_boxes_give_the_crops_when_nothing_is_detected(tmp_path, detect):
     for i, faces in enumerate(BOXES.values()):
         for _, cx, cy, w, h in faces:
             box = yolo_box(cx, cy, w, h, W, H)
-            want = square_crop(picture(i), box, detect["margin"], 50)[0]
+            want = square_crop(picture(i), box, detect.margin, 50)[0]
             assert np.array_equal(crops[k], want)
             k += 1
     assert (out / "contact_sheet.png").is_file()
@@ -181,7 +183,7 @@ def test_real_frames_take_the_detectors_crop_where_it_found_the_face(tmp_path, d
         if path.stem not in keep:
             path.unlink()
     (folder / "classes.txt").write_text("Mashiro\nunknown\n")
-    detect = {**detect, "extra_scale": 0.0}  # one pass: 1080p frames are slow enough
+    detect = dataclasses.replace(detect, extra_scale=0.0)  # one pass: 1080p frames are slow enough
     summary = build_dataset(label_params(folder), 50, tmp_path, tmp_path / "dataset", detect)
     crops, rows = load_dataset(tmp_path / "dataset")
     assert summary == {"faces": 3, "classes": {"Mashiro": 3}, "detected": 2}
@@ -195,4 +197,4 @@ def test_real_frames_take_the_detectors_crop_where_it_found_the_face(tmp_path, d
         found = [d.box for d in detector.detect(image) if iou(d.box, box) >= 0.5]
         cut_at = found[0] if row["role"] == "detected" else box
         assert len(found) == (row["role"] == "detected")
-        assert np.array_equal(crop, square_crop(image, cut_at, detect["margin"], 50)[0])
+        assert np.array_equal(crop, square_crop(image, cut_at, detect.margin, 50)[0])

@@ -12,7 +12,7 @@ from charaid.errors import CharaidError
 from charaid.evaluate import evaluate
 from charaid.models import VGG16Net, build_model, classes_for, resize_crops
 from charaid.train import train
-from tests.helpers import CLASSES, make_crops
+from tests.helpers import CLASSES, make_crops, section_with, softmax_at
 
 
 @pytest.mark.parametrize("name,size", [("seed_cnn", 50), ("bn_cnn", 48), ("bn_cnn", 64)])
@@ -99,19 +99,18 @@ def crops_dataset(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("models")
     make_crops(tmp / "labeled")
-    params = {"from": "folders", "path": str(tmp / "labeled"), "min_iou": 0.5}
-    params["other_class"] = "other"
+    params = section_with("label", from_="folders", path=str(tmp / "labeled"), other_class="other")
     build_dataset(params, 50, tmp, tmp / "dataset")
     write_split(split_rows(load_dataset(tmp / "dataset")[1], 4, 0), tmp / "split")
     return tmp
 
 
 def run_train(tmp, out, **changes):
-    params = {
+    base = {
         "model": "seed_cnn", "input_size": 50, "augment": False, "pretrained": "",
         "one_vs_rest": "", "seed": 0, "epochs": 4, "batch_size": 10, "lr": 0.002, "fast": True,
     }  # fmt: skip
-    params.update(changes)
+    params = section_with("train", **{**base, **changes})
     for d in ("models", "metrics"):
         (out / d).mkdir(parents=True)
     result = train(params, tmp / "dataset", tmp / "split", out / "models", out / "metrics", out)
@@ -124,7 +123,7 @@ def test_bn_cnn_with_augmentation_at_another_input_size(crops_dataset, tmp_path)
                              epochs=6, lr=0.01)  # fmt: skip
     assert meta["input_size"] == 32 and meta["model"] == "bn_cnn"
     metrics = evaluate(crops_dataset / "dataset", crops_dataset / "split", tmp_path / "models",
-                       tmp_path / "metrics", 0.5, "other")  # fmt: skip
+                       tmp_path / "metrics", softmax_at(0.5), "other")  # fmt: skip
     assert metrics["accuracy"] >= 0.9  # the 50 px dataset crops are resized for the model
 
 
@@ -144,7 +143,7 @@ def test_one_vs_rest_trains_two_classes_and_evaluates(crops_dataset, tmp_path):
     result, meta = run_train(crops_dataset, tmp_path, one_vs_rest="Sora", epochs=4)
     assert meta["classes"] == ["Sora", "not Sora"] and meta["one_vs_rest"] == "Sora"
     metrics = evaluate(crops_dataset / "dataset", crops_dataset / "split", tmp_path / "models",
-                       tmp_path / "metrics", 0.5, "other")  # fmt: skip
+                       tmp_path / "metrics", softmax_at(0.5), "other")  # fmt: skip
     assert set(metrics["per_class"]) == {"Sora", "not Sora"}
     assert metrics["per_class"]["not Sora"]["support"] == 4 * (len(CLASSES) - 1)
     assert metrics["accuracy"] >= 0.9

@@ -1,5 +1,7 @@
 """Open-set rejection: kNN feature similarity with a threshold calibrated on training faces."""
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -10,7 +12,9 @@ from charaid.evaluate import evaluate
 from charaid.frames import read_index
 from charaid.openset import GALLERY, Gallery, knn_similarity, normalize, save_gallery
 from charaid.predict import Recognizer
-from tests.helpers import ROOT
+from tests.helpers import section_with
+
+KNN = section_with("predict", unknown_method="knn", unknown_quantile=0.02, unknown_threshold=0.5)
 
 
 def test_knn_similarity_and_leave_one_out():
@@ -60,30 +64,25 @@ def test_small_k_rejects_a_look_alike_that_averaging_many_neighbours_accepts(tmp
     assert np.all(wide.scores(strangers) >= wide.threshold)
 
 
-def test_unknown_k_reaches_the_gallery_and_is_validated(trained):
-    import yaml
-
-    from charaid.config import validate
+def test_unknown_k_reaches_the_gallery_and_is_validated(trained, sample_params):
+    from charaid.config import Params
 
     tmp, _ = trained
-    predict = {"unknown_method": "knn", "unknown_quantile": 0.02, "unknown_threshold": 0.5}
     for k in (1, 7):
-        rec = Recognizer.from_params(tmp / "models", {**predict, "unknown_k": k})
+        rec = Recognizer.from_params(tmp / "models", dataclasses.replace(KNN, unknown_k=k))
         assert rec.gallery.k == k
         expected = knn_similarity(rec.gallery.features, rec.gallery.features, k, True)
         assert np.allclose(rec.gallery.train_scores, expected)
-    assert Recognizer.from_params(tmp / "models", predict).gallery.k == 2  # older params
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    assert validate(params)["predict"]["unknown_k"] == 2
+    assert Params.from_mapping(sample_params).predict.unknown_k == 2
     for bad in (0, 51, 2.5, True):
-        params["predict"]["unknown_k"] = bad
+        sample_params["predict"]["unknown_k"] = bad
         with pytest.raises(CharaidError, match="predict.unknown_k"):
-            validate(params)
+            Params.from_mapping(sample_params)
 
 
 def test_unfamiliar_faces_come_out_unknown(trained):
     tmp, _ = trained
-    predict = {"unknown_method": "knn", "unknown_quantile": 0.02, "unknown_threshold": 0.5}
+    predict = KNN
     rec = Recognizer.from_params(tmp / "models", predict)
     images, rows = load_dataset(tmp / "dataset")
     test_ids = {r["id"]: r["label"] for r in read_index(tmp / "split" / "test.csv")}
@@ -96,14 +95,14 @@ def test_unfamiliar_faces_come_out_unknown(trained):
     assert np.mean([n == t for n, t in zip(names, truth, strict=False)]) >= 0.75
     assert names[-1] == "unknown" and scores[-1] < rec.gallery.threshold
     # a lax quantile rejects nothing it was trained on; a strict one rejects more
-    lax = Recognizer.from_params(tmp / "models", {**predict, "unknown_quantile": 0.0})
-    strict = Recognizer.from_params(tmp / "models", {**predict, "unknown_quantile": 0.5})
+    lax = Recognizer.from_params(tmp / "models", dataclasses.replace(KNN, unknown_quantile=0.0))
+    strict = Recognizer.from_params(tmp / "models", dataclasses.replace(KNN, unknown_quantile=0.5))
     assert lax.gallery.threshold < strict.gallery.threshold
 
 
 def test_evaluate_reports_open_set_with_and_without_threshold(trained):
     tmp, _ = trained
-    predict = {"unknown_method": "knn", "unknown_quantile": 0.02, "unknown_threshold": 0.5}
+    predict = KNN
     m = evaluate(tmp / "dataset", tmp / "split", tmp / "models", tmp / "metrics", predict, "other")
     assert m["open_set"]["method"] == "knn"
     assert m["open_set"]["threshold"] == pytest.approx(

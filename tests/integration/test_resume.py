@@ -9,7 +9,7 @@ from charaid import train as train_module
 from charaid.dataset import load_dataset
 from charaid.labels import build_dataset
 from charaid.split import split_rows, write_split
-from tests.helpers import make_crops
+from tests.helpers import make_crops, section_with
 
 pytestmark = pytest.mark.slow  # four tiny trainings
 
@@ -22,7 +22,7 @@ class Killed(Exception):
 def data(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("resume")
     make_crops(tmp / "labeled", n=12)
-    params = {"from": "folders", "path": str(tmp / "labeled"), "other_class": "other"}
+    params = section_with("label", from_="folders", path=str(tmp / "labeled"), other_class="other")
     build_dataset(params, 50, tmp, tmp / "dataset")
     write_split(split_rows(load_dataset(tmp / "dataset")[1], 3, 0), tmp / "split")
     return tmp
@@ -39,15 +39,16 @@ def run(data, out, params):
 
 @pytest.mark.parametrize("augment", [False, True])
 def test_resumed_training_equals_uninterrupted(data, tmp_path, monkeypatch, capsys, augment):
-    params = {
-        "model": "seed_cnn",
-        "seed": 3,
-        "epochs": 3,
-        "batch_size": 7,  # not a divisor of the training set: epochs end mid-batch
-        "lr": 0.002,
-        "fast": True,
-        "augment": augment,
-    }
+    params = section_with(
+        "train",
+        model="seed_cnn",
+        seed=3,
+        epochs=3,
+        batch_size=7,  # not a divisor of the training set: epochs end mid-batch
+        lr=0.002,
+        fast=True,
+        augment=augment,
+    )
     clean = run(data, tmp_path / "clean", params)
 
     original = train_module.EpochCsv.__call__

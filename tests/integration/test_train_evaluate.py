@@ -11,7 +11,7 @@ from charaid.evaluate import evaluate
 from charaid.frames import read_index
 from charaid.predict import Recognizer
 from charaid.train import train
-from tests.helpers import CLASSES
+from tests.helpers import CLASSES, section_with, softmax_at
 
 
 def test_training_writes_model_metrics_and_curves(trained):
@@ -30,7 +30,7 @@ def test_training_writes_model_metrics_and_curves(trained):
 def test_evaluate_reports_per_class_and_confusion(trained):
     tmp, _ = trained
     metrics = evaluate(
-        tmp / "dataset", tmp / "split", tmp / "models", tmp / "metrics", 0.5, "other"
+        tmp / "dataset", tmp / "split", tmp / "models", tmp / "metrics", softmax_at(0.5), "other"
     )
     assert metrics["accuracy"] >= 0.9 and metrics["test_faces"] == 12
     assert set(metrics["per_class"]) == set(CLASSES)
@@ -65,15 +65,16 @@ def test_model_from_another_class_set_is_refused(trained, tmp_path):
 
 def test_linear_lr_decay_falls_towards_zero_by_the_last_update(trained, tmp_path):
     tmp, _ = trained
-    params = {
-        "model": "seed_cnn",
-        "seed": 0,
-        "epochs": 3,
-        "batch_size": 10,
-        "lr": 0.002,
-        "fast": True,
-        "lr_decay": "linear",
-    }
+    params = section_with(
+        "train",
+        model="seed_cnn",
+        seed=0,
+        epochs=3,
+        batch_size=10,
+        lr=0.002,
+        fast=True,
+        lr_decay="linear",
+    )
     for sub in ("models", "metrics"):
         (tmp_path / sub).mkdir()
     train(

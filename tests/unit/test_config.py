@@ -1,7 +1,17 @@
+import dataclasses
+
 import pytest
 import yaml
 
-from charaid.config import load_params, load_section, validate
+from charaid.config import (
+    SCHEMA,
+    LabelParams,
+    Params,
+    TrainDetectorParams,
+    load_params,
+    load_section,
+    parse_section,
+)
 from charaid.errors import CharaidError
 
 
@@ -11,8 +21,34 @@ def write(tmp_path, params):
     return path
 
 
-def test_shipped_params_are_valid(sample_params):
-    assert validate(sample_params) is sample_params
+def test_shipped_params_are_valid_and_typed(sample_params):
+    params = Params.from_mapping(sample_params)
+    assert params.train.epochs == sample_params["train"]["epochs"]
+    assert params.to_dict() == sample_params  # what is written to disk: the YAML as read
+
+
+def test_sections_are_frozen_and_lists_tuples(sample_params):
+    params = Params.from_mapping(sample_params)
+    detector = params.train_detector
+    assert isinstance(detector, TrainDetectorParams)
+    assert detector.widths == tuple(sample_params["train_detector"]["widths"])
+    assert detector.to_dict()["widths"] == sample_params["train_detector"]["widths"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        detector.epochs = 3  # type: ignore[misc]
+    assert dataclasses.replace(detector, epochs=3).epochs == 3
+
+
+def test_a_keyword_key_is_an_attribute_with_an_underscore(sample_params):
+    label = parse_section("label", sample_params["label"])
+    assert isinstance(label, LabelParams) and label.from_ == sample_params["label"]["from"]
+    assert label.to_dict()["from"] == label.from_ and "from_" not in label.to_dict()
+    assert list(SCHEMA["label"]) == ["from", "path", "min_iou", "other_class"]
+
+
+def test_schema_is_derived_from_the_dataclasses(sample_params):
+    assert set(SCHEMA) == set(sample_params)  # params.yaml's sections and keys, no more
+    for section, fields in SCHEMA.items():
+        assert set(fields) == set(sample_params[section]), section
 
 
 def test_misspelled_key_names_it_and_suggests(tmp_path, sample_params):
@@ -67,6 +103,9 @@ def test_missing_key_and_section(tmp_path, sample_params):
     del sample_params["split"]
     with pytest.raises(CharaidError, match="section 'split' is missing"):
         load_section("split", write(tmp_path, sample_params))
+    del sample_params["predict"]  # every section is required, whatever the command reads
+    with pytest.raises(CharaidError, match="sections 'split', 'predict' are missing"):
+        load_params(write(tmp_path, sample_params))
 
 
 def test_invalid_yaml_and_missing_file(tmp_path):
@@ -82,7 +121,7 @@ def test_invalid_yaml_and_missing_file(tmp_path):
 def test_a_number_or_word_field_takes_either(tmp_path, sample_params, value):
     sample_params["detect_faces"]["detector_min_score"] = value
     loaded = load_params(write(tmp_path, sample_params))
-    assert loaded["detect_faces"]["detector_min_score"] == value
+    assert loaded.detect_faces.detector_min_score == value
 
 
 def test_messages_name_the_file_read(tmp_path, sample_params):

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from charaid.evaluate_scenes import evaluate_scenes, trained_videos, write_confusion
+from tests.helpers import section_with
 
 
 def _write(path: Path, rows: list[dict]) -> None:
@@ -38,7 +39,8 @@ def test_confusion_has_one_row_per_truth_face(tmp_path):
 
 
 def test_without_ground_truth_both_files_exist_and_say_so(tmp_path):
-    result = evaluate_scenes(tmp_path, tmp_path, None, tmp_path, tmp_path, {}, "other", tmp_path)
+    t = tmp_path
+    result = evaluate_scenes(t, t, None, t, t, section_with("predict"), "other", t)
     assert result["scored"] is False
     assert json.loads((tmp_path / "scenes.json").read_text()) == result
     assert (tmp_path / "scenes_confusion.csv").read_text().splitlines() == ["actual,predicted"]

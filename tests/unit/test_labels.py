@@ -6,9 +6,9 @@ import pytest
 from charaid.dataset import load_dataset
 from charaid.errors import CharaidError
 from charaid.labels import build_dataset, labels_from_truth, scan_folders
-from tests.helpers import make_folders
+from tests.helpers import make_folders, section_with
 
-FOLDER_PARAMS = {"from": "folders", "min_iou": 0.5, "other_class": "other"}
+FOLDER_PARAMS = {"from_": "folders", "min_iou": 0.5, "other_class": "other"}  # label section
 
 
 def write_csv(path, rows):
@@ -103,7 +103,8 @@ def test_dataset_from_folders_resizes_and_round_trips(tmp_path, capsys):
     make_folders(root, {"Mio": 3, "Yui": 2})
     (root / "Yui" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
     out = tmp_path / "dataset"
-    summary = build_dataset({**FOLDER_PARAMS, "path": str(root)}, 50, tmp_path, out)
+    label = section_with("label", **FOLDER_PARAMS, path=str(root))
+    summary = build_dataset(label, 50, tmp_path, out)
     assert summary == {"faces": 5, "classes": {"Mio": 3, "Yui": 2}}
     assert "broken.jpg: not a readable picture" in capsys.readouterr().err
     images, rows = load_dataset(out)

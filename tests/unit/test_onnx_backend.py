@@ -13,11 +13,11 @@ import pytest
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from charaid.config import load_params, validate  # noqa: E402
+from charaid.config import Params  # noqa: E402
 from charaid.detect import make_detector  # noqa: E402
 from charaid.detector.yolo_onnx import OnnxDetector, letterbox  # noqa: E402
 from charaid.errors import CharaidError  # noqa: E402
-from tests.helpers import ROOT  # noqa: E402
+from tests.helpers import section_with  # noqa: E402
 
 SIZE, ANCHORS = 640, 80 * 80 + 40 * 40 + 20 * 20  # YOLOv8 at 640: strides 8, 16, 32
 
@@ -80,13 +80,14 @@ def table_of(rows: list[tuple[float, ...]], classes: int = 1) -> np.ndarray:
     return table
 
 
-def params(path: Path | str, min_score: float = 0.5, min_size: int = 8) -> dict:
-    return {
-        "backend": "onnx",
-        "onnx": str(path),
-        "detector_min_score": min_score,
-        "min_size": min_size,
-    }
+def params(path: Path | str, min_score: float = 0.5, min_size: int = 8):
+    return section_with(
+        "detect_faces",
+        backend="onnx",
+        onnx=str(path),
+        detector_min_score=min_score,
+        min_size=min_size,
+    )
 
 
 def frame(width: int = 1280, height: int = 720) -> np.ndarray:
@@ -158,10 +159,9 @@ def test_a_face_scores_its_best_class(tmp_path):
     assert faces == [(pytest.approx(square(400, 200, 80), abs=1e-3), 0.7)]
 
 
-def test_onnx_is_a_backend_in_params_yaml():
-    config = load_params(ROOT / "params.yaml")
-    config["detect_faces"].update(backend="onnx", onnx="models/face.onnx")
-    validate(config)  # no error
+def test_onnx_is_a_backend_in_params_yaml(sample_params):
+    sample_params["detect_faces"].update(backend="onnx", onnx="models/face.onnx")
+    assert Params.from_mapping(sample_params).detect_faces.backend == "onnx"  # no error
 
 
 # ----------------------------------------------------------------------------- bad files

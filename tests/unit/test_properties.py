@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from charaid.boxes import iou, match
-from charaid.config import validate
+from charaid.config import Params
 from charaid.errors import CharaidError
 from charaid.split import split_rows
 from tests.helpers import ROOT
@@ -62,10 +62,10 @@ def test_epochs_validation_matches_range(epochs):
     params = copy.deepcopy(params)
     params["train"]["epochs"] = epochs
     if epochs >= 1:
-        validate(params)
+        Params.from_mapping(params)
     else:
         with pytest.raises(CharaidError, match="train.epochs"):
-            validate(params)
+            Params.from_mapping(params)
 
 
 def test_random_module_is_not_used_for_split():

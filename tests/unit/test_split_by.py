@@ -150,10 +150,10 @@ def test_crop_is_the_default_and_unchanged():
 
 
 def test_params_name_the_modes(sample_params):
-    from charaid.config import validate
+    from charaid.config import Params
 
     sample_params["label"]["from"] = "scenes"
-    validate(sample_params)
+    assert Params.from_mapping(sample_params).label.from_ == "scenes"
     sample_params["split"]["by"] = "video"
     with pytest.raises(CharaidError, match=r"split.by must be one of crop, shot, episode"):
-        validate(sample_params)
+        Params.from_mapping(sample_params)

@@ -85,6 +85,7 @@ def write_train_project(
     """
     import yaml
 
+    from charaid.config import LabelParams
     from charaid.dataset import load_dataset
     from charaid.labels import build_dataset
     from charaid.split import split_rows, write_split
@@ -92,7 +93,7 @@ def write_train_project(
     root = Path(root)
     labeled = root / "data" / "labeled"
     write_demo_crops(labeled, names, per_class=per_class, seed=seed)
-    label = {"from": "folders", "path": str(labeled), "min_iou": 0.5, "other_class": "other"}
+    label = LabelParams(from_="folders", path=str(labeled), min_iou=0.5, other_class="other")
     size = params["detect_faces"]["crop_size"]
     build_dataset(label, size, root / "data" / "faces", root / "data" / "dataset")
     rows = load_dataset(root / "data" / "dataset")[1]

@@ -1,10 +1,10 @@
 """The seeded plan of the demo show: which characters appear in which shot, where they stand and
 how they move, each shot's backdrop, lighting and degradations.
 
-`plan_show(settings)` yields every video's shots lazily; `charaid.demo.render` draws them, and
+`plan_show(params)` yields every video's shots lazily; `charaid.demo.render` draws them, and
 `charaid.detect_eval.demo_lighting` replays them for the lighting of each frame. Every random
-draw comes from numpy Generators seeded from `Settings.seed`, in a fixed order: the same
-settings give the same plan.
+draw comes from numpy Generators seeded from `make_demo.seed`, in a fixed order: the same
+params give the same plan.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from charaid.config import validate
+from charaid.config import MakeDemoParams
 from charaid.demo.cast import Design, named_cast, other_show_cast, random_extras
 from charaid.demo.draw import BOX_OFFSET
 from charaid.demo.scenery import NIGHT_SCENERY, make_background, weighted_choice
@@ -39,32 +39,9 @@ GROUP_FACE_SCALE = (1.0, 1.0, 0.95, 0.85)  # big groups get smaller faces, so th
 HEAD_EXTENT = {"twintails": 1.12, "ponytail": 1.05, "long": 0.82}  # hair half-width / fw
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The `make_demo` params section, typed (see `settings_from`)."""
-
-    seed: int
-    characters: int
-    extras: int
-    episodes: int
-    seconds: float
-    fps: int
-    width: int
-    height: int
-    other_show_episodes: int
-
-    @property
-    def frames(self) -> int:
-        """Frames per video."""
-        return max(1, round(self.seconds * self.fps))
-
-
-def settings_from(params: dict) -> Settings:
-    """The `make_demo` params section as Settings. It is checked against `charaid.config.SCHEMA`,
-    the one definition of its keys, types and bounds: every key must be given, there are no
-    defaults here (params.yaml holds them)."""
-    validate({"make_demo": params})
-    return Settings(**{**params, "seconds": float(params["seconds"])})
+def frames_per_video(s: MakeDemoParams) -> int:
+    """Frames of each demo video: `seconds` at `fps`, at least one."""
+    return max(1, round(s.seconds * s.fps))
 
 
 @dataclass
@@ -363,7 +340,7 @@ def plan_video(
         yield shot
 
 
-def plan_show(s: Settings) -> Iterator[tuple[str, Iterator[Shot]]]:
+def plan_show(s: MakeDemoParams) -> Iterator[tuple[str, Iterator[Shot]]]:
     """(video stem, its shots) for every video, in order.
 
     Consume each video's shots before asking for the next video: screen-time counts carry
@@ -373,12 +350,13 @@ def plan_show(s: Settings) -> Iterator[tuple[str, Iterator[Shot]]]:
     def rng(*stream: int) -> np.random.Generator:
         return np.random.default_rng([s.seed, *stream])
 
+    frames = frames_per_video(s)
     cast = Casting(named_cast(s.characters), rng(11))
     extras = Casting(random_extras(s.seed, s.extras), rng(12))
     for i in range(s.episodes):
-        shots = plan_video(rng(7, i), cast, extras, s.frames, s.fps, s.width, s.height)
+        shots = plan_video(rng(7, i), cast, extras, frames, s.fps, s.width, s.height)
         yield f"ep{i + 1:02d}", shots
     others, nobody = Casting(other_show_cast(), rng(13)), Casting([], rng(14))
     for i in range(s.other_show_episodes):
-        shots = plan_video(rng(8, i), others, nobody, s.frames, s.fps, s.width, s.height)
+        shots = plan_video(rng(8, i), others, nobody, frames, s.fps, s.width, s.height)
         yield f"othershow{i + 1:02d}", shots

@@ -25,13 +25,13 @@ from __future__ import annotations
 import csv
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from charaid.atomic import atomic_dir, write_json
+from charaid.config import MakeDemoParams
 from charaid.demo.cast import Design, named_cast, other_show_cast, random_extras
 from charaid.demo.draw import (
     BOX_OFFSET,
@@ -42,7 +42,7 @@ from charaid.demo.draw import (
     draw_hand,
     draw_prop,
 )
-from charaid.demo.plan import Actor, Occluder, Shot, plan_show, settings_from
+from charaid.demo.plan import Actor, Occluder, Shot, frames_per_video, plan_show
 from charaid.demo.scenery import LIGHT_TABLES
 from charaid.errors import CharaidError
 
@@ -154,9 +154,8 @@ def cast_sheet(groups: list[tuple[str, list[Design]]], tile: int = 180) -> np.nd
     return img
 
 
-def render_demo(params: dict, out_dir: Path) -> dict:
+def render_demo(s: MakeDemoParams, out_dir: Path) -> dict:
     """Render the demo show described by the `make_demo` params into `out_dir` (atomically)."""
-    s = settings_from(params)
     cast, extras = named_cast(s.characters), random_extras(s.seed, s.extras)
     others = other_show_cast()
     counts: Counter = Counter()
@@ -173,9 +172,11 @@ def render_demo(params: dict, out_dir: Path) -> dict:
                 s.height,
             )
         characters = [d.summary() for d in cast + extras + others]
+        # seconds as a float, as cast.json has always held it (same file, same DVC hash)
+        settings = {**s.to_dict(), "seconds": float(s.seconds)}
         write_json(
             tmp / "cast.json",
-            {"box_offset": BOX_OFFSET, "characters": characters, "settings": asdict(s)},
+            {"box_offset": BOX_OFFSET, "characters": characters, "settings": settings},
         )
         sheet = cast_sheet([("named cast", cast), ("extras", extras[:8]), ("other show", others)])
         cv2.imwrite(str(tmp / "cast.png"), sheet)
@@ -184,7 +185,7 @@ def render_demo(params: dict, out_dir: Path) -> dict:
         roles[role] += n
     return {
         "videos": s.episodes + s.other_show_episodes,
-        "frames_per_video": s.frames,
+        "frames_per_video": frames_per_video(s),
         "faces": dict(sorted(roles.items())),
         "per_character": {name: n for (role, name), n in sorted(counts.items()) if role != "extra"},
     }
