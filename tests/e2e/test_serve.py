@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import select
 import struct
@@ -193,13 +194,13 @@ class Server:
     process: subprocess.Popen
 
 
-@pytest.fixture(scope="module")
-def server(model):
-    """`charaid serve` in a subprocess on a free port (1 MB, 4 MP limits)."""
+@contextlib.contextmanager
+def serving(model: DemoModel, *options: str):
+    """`charaid serve --port 0 ...options` in a subprocess, until the block ends; then checks it
+    stopped cleanly."""
     command = [
         sys.executable, "-c", "from charaid.cli import main; main()", "serve", "--port", "0",
-        "--model", str(model.models), "--params", str(model.params),
-        "--max-upload-mb", "1", "--max-megapixels", "4",
+        "--model", str(model.models), "--params", str(model.params), *options,
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 90
@@ -216,6 +217,20 @@ def server(model):
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0 and "stopped" in out
     assert "Traceback" not in err, err
+
+
+@pytest.fixture(scope="module")
+def server(model):
+    """`charaid serve` on a free port with small limits (1 MB, 4 MP), to test them cheaply."""
+    with serving(model, "--max-upload-mb", "1", "--max-megapixels", "4") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def default_server(model):
+    """`charaid serve` on a free port with its default limits: the page docs/serve.png shows."""
+    with serving(model) as running:
+        yield running
 
 
 @pytest.mark.slow
@@ -262,7 +277,10 @@ def test_http_concurrent_requests_share_one_model(server, model):
 
 
 @pytest.mark.slow
-def test_upload_page_in_headless_chromium(server, model, tmp_path):
+def test_upload_page_in_headless_chromium(default_server, model, tmp_path):
+    """The page at the default limits, a picture uploaded and answered. Its screenshot,
+    test-artifacts/serve.png, is docs/serve.png: when the page changes, copy it there in 256
+    colours (PIL: `Image.open(a).quantize(256, dither=Image.Dither.NONE).save(b)`)."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium chromium-driver)")
     from selenium import webdriver
@@ -280,8 +298,14 @@ def test_upload_page_in_headless_chromium(server, model, tmp_path):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:
-        driver.get(server.url)
+        # the page laid out 1200 px wide, drawn at 0.75: the screenshot is 900 x 830
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1200, "height": 1107, "deviceScaleFactor": 0.75, "mobile": False},
+        )
+        driver.get(default_server.url)
         assert "Who is in this picture?" in driver.page_source
+        assert "up to 10 MB and 40 megapixels" in driver.find_element(By.TAG_NAME, "body").text
         driver.find_element(By.ID, "file").send_keys(str(model.samples[0]))
         wait = WebDriverWait(driver, 60)
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#faces tbody td.name"))
