@@ -15,7 +15,6 @@ boxes, and tests/integration/test_detector.py trains it); 4; in 5 `charaid expor
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import shutil
@@ -26,6 +25,8 @@ import cv2
 import pytest
 import yaml
 
+from charaid.frames import read_index
+from charaid.truth import read_truth
 from tests.helpers import (
     ROOT,
     TINY,
@@ -149,15 +150,6 @@ def set_params(project: Path, changes: dict[str, dict]) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
 
-def read_truth(folder: Path) -> dict[tuple[str, str], list[dict]]:
-    grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for path in sorted(folder.glob("*.csv")):
-        with open(path, newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                grouped[(path.stem, row["frame"])].append(row)
-    return grouped
-
-
 def box(row: dict) -> tuple[float, float, float, float]:
     return tuple(float(row[c]) for c in "xywh")
 
@@ -169,8 +161,7 @@ def name_the_folders(project, unsorted, labeled, other, truth) -> Counter:
     data/faces/index.csv, as a person would look at the frame."""
     from charaid.boxes import iou
 
-    with open(project / "data" / "faces" / "index.csv", newline="", encoding="utf-8") as f:
-        index = {row["crop"]: row for row in csv.DictReader(f)}
+    index = {row["crop"]: row for row in read_index(project / "data" / "faces" / "index.csv")}
     counts: Counter = Counter()
     pictures = sorted(unsorted.rglob("*.png"))
     assert len(pictures) == len(index), "export-crops wrote one picture per crop"
@@ -226,8 +217,7 @@ def test_readme_own_show_commands_train_a_model_of_the_show(tmp_path: Path):
     # 4. Cut the faces.
     (cut,) = commands(own[4])
     run(project, cut)
-    with open(project / "data" / "faces" / "index.csv", newline="", encoding="utf-8") as f:
-        faces = list(csv.DictReader(f))
+    faces = read_index(project / "data" / "faces" / "index.csv")
     assert {row["video"] for row in faces} == {p.stem for p in episodes}  # the show, not the demo
 
     # 5. Label them: export the crops; the person names the folders; dvc add.

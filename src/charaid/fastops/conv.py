@@ -83,6 +83,11 @@ def _chunks(wo: int, k: int, row: int, itemsize: int, parts: int = 1) -> list[in
     return [wo * i // chunks for i in range(chunks + 1)]
 
 
+def _widest(bounds: list[int]) -> int:
+    """The most output columns in one chunk (the size of a reusable buffer)."""
+    return max(b - a for a, b in zip(bounds, bounds[1:], strict=False))
+
+
 def _patches(x, k, stride, pad, ho, lo, hi, buf) -> np.ndarray:
     """The (C*kw*kh, (hi-lo)*Ho*N) patch matrix of output columns lo..hi: a view of x for a
     pointwise convolution, else built in `buf`."""
@@ -96,8 +101,7 @@ def _patches(x, k, stride, pad, ho, lo, hi, buf) -> np.ndarray:
 def _patch_buffer(x: np.ndarray, k: tuple, stride, pad, bounds: list[int], ho: int):
     if _pointwise(k, stride, pad):
         return None
-    step = max(b - a for a, b in zip(bounds, bounds[1:], strict=False))
-    return np.empty((x.shape[0], k[0], k[1], step, ho, x.shape[3]), dtype=x.dtype)
+    return np.empty((x.shape[0], k[0], k[1], _widest(bounds), ho, x.shape[3]), dtype=x.dtype)
 
 
 def _conv_gemm(
@@ -169,7 +173,7 @@ def _conv_gemm_input(
         _split(lambda lo, hi: np.matmul(wt[lo:hi], g2, out=gx2[lo:hi]), c)
         return gx
     bounds = _chunks(wo, wmat.shape[1], row, g2.itemsize)
-    step = max(b - a for a, b in zip(bounds, bounds[1:], strict=False))
+    step = _widest(bounds)
     gx = np.zeros(x_shape, dtype=g2.dtype)
 
     def work(lo: int, hi: int) -> None:
