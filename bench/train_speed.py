@@ -97,12 +97,14 @@ class Spec:
         )
 
 
-def _letterboxed(width: int, height: int, long_side: int, align: int = 64) -> tuple[int, int]:
-    """(H, W) of a width x height frame resized to `long_side` and padded to `align`
-    (charaid.detector.backend.letterbox)."""
-    scale = long_side / max(width, height)
-    w, h = max(1, round(width * scale)), max(1, round(height * scale))
-    return -(-h // align) * align, -(-w // align) * align
+def _letterboxed(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """(H, W) of the network input for a width x height frame: detect_faces' own letterbox."""
+    import numpy as np
+
+    from charaid.detector.backend import letterbox
+
+    x, _ = letterbox(np.zeros((height, width, 3), np.uint8), long_side)
+    return x.shape[2], x.shape[3]
 
 
 def model_specs(args: argparse.Namespace) -> dict[str, Spec]:
