@@ -31,6 +31,7 @@ class Field:
     maximum: float | None = None
     choices: tuple[str, ...] | None = None
     item: type | None = None  # a list's elements
+    multiple: int | None = None  # an integer that must be a multiple of this
 
     def describe(self) -> str:
         if self.item is not None:
@@ -43,6 +44,8 @@ class Field:
             text += f" in [{self.minimum}, {self.maximum}]"
         elif self.minimum is not None:
             text += f" >= {self.minimum}"
+        if self.multiple is not None:
+            text += f", a multiple of {self.multiple}"
         return text + "".join(f" or {c}" for c in self.choices or ())
 
 
@@ -65,11 +68,12 @@ def spec(
     *,
     choices: tuple[str, ...] | None = None,
     item: type | None = None,
+    multiple: int | None = None,
     key: str | None = None,
 ) -> Any:
     """A section's key: its check, and its YAML name where that is no Python name (`from`).
     No default: every key must be given."""
-    check = Field(kind, minimum, maximum, choices, item)
+    check = Field(kind, minimum, maximum, choices, item, multiple)
     return dataclasses.field(metadata={"check": check, "key": key})
 
 
@@ -157,7 +161,7 @@ class TrainDetectorParams(Section):
     crop_face: float = spec(NUM, 0.05, 1.0)
     composites: float = spec(NUM, 0.0, 1.0)
     input_size: int = spec(INT, 128, 2048)
-    patch: int = spec(INT, 64, 1024)
+    patch: int = spec(INT, 64, 1024, multiple=64)  # FaceNet's deepest stride
     widths: tuple[int, ...] = spec(list, item=int)
     neck: int = spec(INT, 4, 512)
     epochs: int = spec(INT, 1)
@@ -273,6 +277,8 @@ def _check_value(key: str, value: Any, field: Field, source: str = "params.yaml"
     if field.minimum is not None and value < field.minimum:
         raise wrong
     if field.maximum is not None and value > field.maximum:
+        raise wrong
+    if field.multiple is not None and value % field.multiple:
         raise wrong
     return value
 

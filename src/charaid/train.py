@@ -35,6 +35,7 @@ from charaid.trainer import (
     EpochCsv,
     EpochOrderSampler,
     SeededUpdater,
+    epoch_snapshot,
     seed_everything,
 )
 
@@ -161,7 +162,7 @@ def train(
         trainer.extend(extensions.ProgressBar(update_interval=10))
     if isinstance(train_data, AugmentedDataset):
         trainer.extend(DrawCounts(train_data))
-    trainer.extend(extensions.snapshot(filename="snapshot"), trigger=(1, "epoch"))
+    trainer.extend(epoch_snapshot(), trigger=(1, "epoch"))
     snapshot = out_dir / "snapshot"
     if snapshot.is_file():  # a killed run of these very params and data: go on from its epoch
         serializers.load_npz(str(snapshot), trainer)

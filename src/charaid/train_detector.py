@@ -31,7 +31,13 @@ from charaid.detector.scenes import Draw, Scene, crop_pool, draw_sample, truth_s
 from charaid.detector.threshold import UNCALIBRATED, pr_curve
 from charaid.errors import CharaidError
 from charaid.media import read_image
-from charaid.trainer import EpochCsv, SeededUpdater, derived_seed, seed_everything
+from charaid.trainer import (
+    EpochCsv,
+    SeededUpdater,
+    derived_seed,
+    epoch_snapshot,
+    seed_everything,
+)
 
 LOG_COLUMNS = {
     "epoch": "epoch",
@@ -279,7 +285,7 @@ def train_detector(
     for name, (names, title, ylabel) in PLOTS.items():
         trainer.extend(EpochPlot(names, f"{name}.png", title, ylabel))
     trainer.extend(extensions.ProgressBar(update_interval=5))
-    trainer.extend(extensions.snapshot(filename="snapshot"), trigger=(1, "epoch"))
+    trainer.extend(epoch_snapshot(), trigger=(1, "epoch"))
     snapshot = run_dir / "snapshot"
     if snapshot.is_file():
         chainer.serializers.load_npz(str(snapshot), trainer)

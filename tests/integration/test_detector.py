@@ -17,7 +17,7 @@ from charaid.detect_eval import fit_boxes
 from charaid.detector import heatmap
 from charaid.detector.composite import carry, face_in_crop, paste
 from charaid.detector.net import HEAT, OFFSET_X, OFFSET_Y, SIZE, STRIDE
-from charaid.detector.scenes import Draw, place
+from charaid.detector.scenes import Draw, _jitter, place
 from charaid.errors import CharaidError
 from charaid.yolo import read_boxes
 from tests.helpers import section_with
@@ -56,6 +56,28 @@ def test_a_sample_patch_boxes_the_face_where_it_landed(seed):
     (x, y, w, h) = boxes[0]
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, 160), min(y + h, 160)  # what is in view
     assert seen is not None and iou((x0, y0, x1 - x0, y1 - y0), seen) > 0.85
+
+
+def _jitter_step_by_step(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The colour jitter as separate float passes, drawing what _jitter draws, in its order."""
+    img = image.astype(np.float64) * rng.uniform(0.7, 1.3) + rng.uniform(-30, 30)
+    img = img * rng.uniform(0.85, 1.15, size=3)
+    grey = img.mean(axis=2, keepdims=True)
+    sat = 0.0 if rng.random() < 0.08 else rng.uniform(0.6, 1.4)
+    blurred = rng.random() < 0.2
+    return None if blurred else np.clip(grey + (img - grey) * sat, 0, 255)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_one_pass_colour_jitter_is_the_step_by_step_maths(seed):
+    """Contrast, brightness, cast and saturation composed into one colour map give what the
+    four steps give, to the rounding of a uint8."""
+    image = np.random.default_rng(100 + seed).integers(0, 256, (24, 32, 3)).astype(np.uint8)
+    want = _jitter_step_by_step(image, np.random.default_rng(seed))
+    got = _jitter(image, np.random.default_rng(seed))
+    assert got.dtype == np.uint8 and got.shape == image.shape
+    if want is not None:  # blurred samples: the blur is OpenCV's own
+        assert np.abs(got - want).max() <= 1.0
 
 
 def test_a_pasted_crop_brings_its_face_box():

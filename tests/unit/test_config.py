@@ -80,6 +80,12 @@ def test_unknown_section_is_named(tmp_path, sample_params):
         ("train_detector", "scenes", "data/scenes", "train_detector.scenes must be a list of str"),
         ("train_detector", "widths", [16, "32"], "train_detector.widths must be a list of int"),
         (
+            "train_detector",
+            "patch",
+            224,
+            "train_detector.patch must be an integer in [64, 1024], a multiple of 64 (got 224)",
+        ),
+        (
             "detect_faces",
             "detector_min_score",
             "best",

@@ -80,14 +80,18 @@ def crop_pool(folder: str | Path, limit: int = 2000) -> list[np.ndarray]:
 
 
 def _jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Colour cast, contrast, brightness, saturation; sometimes grey or blurred."""
-    img = image.astype(np.float32)
-    img = img * rng.uniform(0.7, 1.3) + rng.uniform(-30, 30)  # contrast, brightness
-    img = img * rng.uniform(0.85, 1.15, size=3)  # colour cast
-    grey = img.mean(axis=2, keepdims=True)
+    """Colour cast, contrast, brightness, saturation; sometimes grey or blurred.
+
+    Contrast, brightness, cast and saturation are each affine in the colour, so they compose
+    into one 3x4 colour map that cv2.transform applies in a single saturating pass (about a
+    tenth of the float32 passes' time: the loader shares the 2 cores with training)."""
+    contrast, brightness = rng.uniform(0.7, 1.3), rng.uniform(-30, 30)
+    cast = rng.uniform(0.85, 1.15, size=3)
     sat = 0.0 if rng.random() < 0.08 else rng.uniform(0.6, 1.4)
-    img = grey + (img - grey) * sat
-    out = np.clip(img, 0, 255).astype(np.uint8)
+    mix = sat * np.eye(3) + (1 - sat) / 3  # grey + (c - grey) * sat, grey the channels' mean
+    gain = mix * (cast * contrast)[None, :]
+    offset = mix @ (cast * brightness)
+    out = cv2.transform(image, np.hstack([gain, offset[:, None]]).astype(np.float32))
     if rng.random() < 0.2:
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.5))
     return out
