@@ -352,3 +352,18 @@ def test_a_batch_without_faces_still_trains_the_heat_map():
     assert float(parts["size"].array) == 0.0 == float(parts["offset"].array)
     assert float(total.array) > 0  # every cell says 0.5 where no face is
     assert (maps.grad[:, 0] > 0).all()  # ... and is pushed down
+
+
+@pytest.mark.parametrize(
+    ("epochs", "steps", "scored"),
+    [
+        (24, 32, [4, 8, 12, 16, 20, 24]),  # the demo: short epochs, scored every 4th
+        (3, 118, [1, 2, 3]),  # a real set's epochs are long enough to score each
+        (10, 30, [4, 8, 10]),  # the last epoch is always scored: its threshold is kept
+        (2, 5, [2]),
+    ],
+)
+def test_validation_runs_every_hundred_steps_or_so_and_after_the_last_epoch(epochs, steps, scored):
+    from charaid.train_detector import validation_epochs
+
+    assert validation_epochs(epochs, steps).points == scored
