@@ -292,12 +292,14 @@ def train_detector(
         extensions.LinearShift("alpha", (params.lr, params.lr * 0.05), (last // 2, last))
     )
     validation = Validation(net, val_scenes, params.input_size)
-    scored = validation_epochs(params.epochs, -(-samples // params.batch_size))
-    trainer.extend(validation, trigger=scored)
+    steps = -(-samples // params.batch_size)
+    # a trigger each: a schedule trigger fires once per epoch it is asked about
+    trainer.extend(validation, trigger=validation_epochs(params.epochs, steps))
     trainer.extend(extensions.LogReport())
     trainer.extend(EpochCsv(metrics_dir / "detector_log.csv", LOG_COLUMNS))
     for name, (names, title, ylabel) in PLOTS.items():
-        trainer.extend(EpochPlot(names, f"{name}.png", title, ylabel), trigger=scored)
+        plot = EpochPlot(names, f"{name}.png", title, ylabel)
+        trainer.extend(plot, trigger=validation_epochs(params.epochs, steps))
     trainer.extend(extensions.ProgressBar(update_interval=5))
     trainer.extend(epoch_snapshot(), trigger=(1, "epoch"))
     snapshot = run_dir / "snapshot"

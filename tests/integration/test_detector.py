@@ -275,6 +275,8 @@ def test_a_short_training_run_lowers_the_loss_and_is_reproducible(tmp_path):
         runs.append(out)
     log = (runs[0] / "detector_log.csv").read_text().splitlines()
     assert log[0].startswith("epoch,loss")
+    for name in ("loss", "val"):  # the curves dvc.yaml lists are drawn
+        assert (runs[0] / f"detector_{name}.png").stat().st_size > 1000
     losses = [float(row.split(",")[1]) for row in log[1:]]
     assert len(losses) == 4 and losses[-1] < 0.7 * losses[0]
     assert (runs[0] / "detector.npz").read_bytes() == (runs[1] / "detector.npz").read_bytes()
