@@ -5,7 +5,8 @@ YOLO folders, ground-truth frames and, optionally, composites of pasted face cro
 follows Chainer's examples: `training.Trainer` with `LogReport`, `EpochPlot` (charaid.curves),
 `ProgressBar`, a snapshot each epoch (a killed run resumes where it stopped) and an extension
 that scores the detector on whole validation pictures (pictures held out of training, seeded)
-after each epoch. Every random draw is seeded from (seed, epoch, sample), so a run is reproducible.
+after each epoch, or every few when epochs are short (`validation_epochs`). Every random draw
+is seeded from (seed, epoch, sample), so a run is reproducible.
 """
 
 from __future__ import annotations
