@@ -404,6 +404,11 @@ CASES: dict[str, Case] = {
         lambda p: write_params(p, detect_faces__crop_size=0),
         ("detect_faces.crop_size", "[8, 512]"),
     ),
+    "params_detector_patch_not_multiple_of_64": Case(
+        "train_detector",
+        lambda p: write_params(p, train_detector__patch=224),
+        ("train_detector.patch", "a multiple of 64", "(got 224)"),
+    ),
     "params_missing_key": Case(
         "split",
         lambda p: edit_yaml(p, lambda d: d["split"].pop("seed")),
