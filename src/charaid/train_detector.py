@@ -175,7 +175,8 @@ def score_pictures(net: FaceNet, scenes: list[Scene], input_size: int) -> dict:
 
 
 class Validation(training.Extension):
-    trigger = (1, "epoch")
+    """Scores the detector on whole validation pictures (trigger: `validation_epochs`)."""
+
     priority = training.PRIORITY_WRITER
 
     def __init__(self, net, scenes, input_size) -> None:
@@ -287,13 +288,13 @@ def train_detector(
     run_dir = work_dir / run_key(params, scenes)
     updater = SeededUpdater(params.seed, it, optimizer, converter=convert)
     trainer = training.Trainer(updater, (params.epochs, "epoch"), out=str(run_dir))
-    last = params.epochs * -(-samples // params.batch_size)
+    steps = -(-samples // params.batch_size)  # per epoch
+    last = params.epochs * steps
     # the step falls linearly over the second half: the last epochs settle instead of bouncing
     trainer.extend(
         extensions.LinearShift("alpha", (params.lr, params.lr * 0.05), (last // 2, last))
     )
     validation = Validation(net, val_scenes, params.input_size)
-    steps = -(-samples // params.batch_size)
     # a trigger each: a schedule trigger fires once per epoch it is asked about
     trainer.extend(validation, trigger=validation_epochs(params.epochs, steps))
     trainer.extend(extensions.LogReport())
