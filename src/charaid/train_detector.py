@@ -216,11 +216,11 @@ def gather_scenes(params: TrainDetectorParams, frames_dir: Path) -> list[Scene]:
 
 
 def split_scenes(scenes: list[Scene], fraction: float, limit: int, seed: int):
-    """(train, validation): each picture's side decided by a hash of its path and the seed,
-    so adding pictures never moves the others."""
+    """(train, validation): each picture's side decided by a hash of its name in its folder and
+    the seed, so adding pictures never moves the others and moving the folder moves none."""
 
     def held(scene: Scene) -> bool:
-        digest = hashlib.sha256(f"{seed}:{scene.picture}".encode()).digest()
+        digest = hashlib.sha256(f"{seed}:{scene.name}".encode()).digest()
         return int.from_bytes(digest[:4], "little") / 2**32 < fraction
 
     val = [s for s in scenes if held(s)][:limit]

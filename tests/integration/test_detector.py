@@ -369,3 +369,19 @@ def test_validation_runs_every_hundred_steps_or_so_and_after_the_last_epoch(epoc
     from charaid.train_detector import validation_epochs
 
     assert validation_epochs(epochs, steps).points == scored
+
+
+def test_the_validation_split_does_not_depend_on_where_the_data_lies(tmp_path, monkeypatch):
+    from charaid.detector.scenes import yolo_scenes
+    from charaid.train_detector import split_scenes
+
+    first = _drawn_set(tmp_path / "a" / "set")
+    sides = [split_scenes(yolo_scenes(first), 0.5, 100, seed=0)]
+    (tmp_path / "b").mkdir()
+    first.rename(tmp_path / "b" / "set")
+    monkeypatch.chdir(tmp_path)  # the same pictures, elsewhere and named relatively
+    sides.append(split_scenes(yolo_scenes("b/set"), 0.5, 100, seed=0))
+    (train, val), (train2, val2) = sides
+    assert train and val  # both sides get pictures
+    assert [s.name for s in train] == [s.name for s in train2]
+    assert [s.name for s in val] == [s.name for s in val2]

@@ -33,6 +33,9 @@ GREY = (114, 114, 114)  # where a patch overhangs its picture
 class Scene:
     picture: Path
     boxes: tuple[Box, ...]
+    # the picture's path inside its folder: what decides its side of the train/val split, so
+    # the split is the same wherever the data lies
+    name: str
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,11 @@ def yolo_scenes(folder: str | Path) -> list[Scene]:
     """The readable pictures of a YOLO folder with their faces (box files checked first)."""
     from charaid.yolo import read_folder
 
-    return [Scene(p, tuple(boxes)) for p, size, boxes in read_folder(folder) if size]
+    return [
+        Scene(p, tuple(boxes), p.relative_to(folder).as_posix())
+        for p, size, boxes in read_folder(folder)
+        if size
+    ]
 
 
 def truth_scenes(frames_dir: Path, truth_dir: Path, videos: list[str]) -> list[Scene]:
@@ -65,7 +72,7 @@ def truth_scenes(frames_dir: Path, truth_dir: Path, videos: list[str]) -> list[S
         if row["video"] in videos:
             faces = truth.get((row["video"], str(row["frame"])), [])
             boxes = tuple(tuple(float(f[k]) for k in "xywh") for f in faces)
-            scenes.append(Scene(frames_dir / row["path"], boxes))
+            scenes.append(Scene(frames_dir / row["path"], boxes, Path(row["path"]).as_posix()))
     return scenes
 
 
