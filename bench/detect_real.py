@@ -13,6 +13,12 @@ all close-ups, and 0.125 makes them 57-95 px wide, small faces in real line art.
 
 from __future__ import annotations
 
+# first: importing charaid picks OpenBLAS's kernels for this CPU (charaid.blas_core), which
+# only works before numpy loads
+import charaid  # noqa: F401
+
+# isort: split
+
 import argparse
 import sys
 import tempfile

@@ -30,6 +30,12 @@ Run from the repository root (renders a one-episode demo into a temporary folder
 
 from __future__ import annotations
 
+# first: importing charaid picks OpenBLAS's kernels for this CPU (charaid.blas_core), which
+# only works before numpy loads
+import charaid  # noqa: F401
+
+# isort: split
+
 import argparse
 import os
 import statistics

@@ -12,6 +12,12 @@ rounds, and the ratio. Run from the repository root:
 
 from __future__ import annotations
 
+# first: importing charaid picks OpenBLAS's kernels for this CPU (charaid.blas_core), which
+# only works before numpy loads
+import charaid  # noqa: F401
+
+# isort: split
+
 import argparse
 import statistics
 import time

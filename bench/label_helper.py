@@ -13,6 +13,12 @@ Results are merged into metrics/label_helper.json under --name.
 
 from __future__ import annotations
 
+# first: importing charaid picks OpenBLAS's kernels for this CPU (charaid.blas_core), which
+# only works before numpy loads
+import charaid  # noqa: F401
+
+# isort: split
+
 import argparse
 import csv
 import hashlib

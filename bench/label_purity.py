@@ -19,6 +19,12 @@ for (default: the true number of characters, then the automatic count), it print
 
 from __future__ import annotations
 
+# first: importing charaid picks OpenBLAS's kernels for this CPU (charaid.blas_core), which
+# only works before numpy loads
+import charaid  # noqa: F401
+
+# isort: split
+
 import argparse
 import sys
 import time

@@ -1,0 +1,60 @@
+"""OpenBLAS's kernels for this CPU, chosen before numpy loads it.
+
+numpy 1.26 (the last numpy Chainer runs on) bundles OpenBLAS 0.3.23, which does not know CPUs
+newer than it (e.g. Intel's Sapphire/Emerald Rapids, family 6 model 207) and falls back to its
+generic "Prescott" SSE3 kernels: a 2048x2048 SGEMM ran at 72 GFLOP/s there instead of 334 with
+the AVX-512 kernels the CPU has, and every convolution and linear layer of charaid's fast CPU
+kernels (`charaid.fastops`) is such a GEMM. OpenBLAS reads its choice from OPENBLAS_CORETYPE once,
+when the library loads, so the `charaid` package sets it on import, from the CPU's own feature
+flags, before anything of charaid imports numpy; processes started afterwards (stages under
+`dvc repro`, MPI workers) inherit it.
+
+A value the user set is kept (`OPENBLAS_CORETYPE=Prescott` restores OpenBLAS's own fallback). A
+process that imported numpy before charaid keeps the kernels it already has.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV = "OPENBLAS_CORETYPE"
+
+# (OpenBLAS core name, the CPU flags its SGEMM kernels need), the fastest first; every x86-64
+# OpenBLAS build with DYNAMIC_ARCH (numpy's wheels) has these two.
+CORES = (
+    ("SkylakeX", frozenset({"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"})),
+    ("Haswell", frozenset({"avx2", "fma"})),
+)
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The first processor's feature flags (Linux's cpuinfo); empty where there is none."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return frozenset(value.split())
+    return frozenset()
+
+
+def pick_core(flags: frozenset[str]) -> str | None:
+    """The fastest OpenBLAS core whose kernels `flags` can run; None: leave OpenBLAS to choose."""
+    for name, needs in CORES:
+        if needs <= flags:
+            return name
+    return None
+
+
+def choose_openblas_core(environ: dict | os._Environ = os.environ) -> str | None:
+    """Set OPENBLAS_CORETYPE from the CPU's flags unless it already holds a value; returns the
+    value now in effect (None: unset, OpenBLAS detects the CPU itself)."""
+    if environ.get(ENV, "").strip():
+        return environ[ENV]
+    core = pick_core(cpu_flags())
+    if core is not None:
+        environ[ENV] = core
+    return core
