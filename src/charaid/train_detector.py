@@ -40,15 +40,23 @@ from charaid.trainer import (
     seed_everything,
 )
 
+# metrics/detector_log.csv: every epoch's loss; metrics/detector_val.csv: the scored epochs only
 LOG_COLUMNS = {
     "epoch": "epoch",
     "loss": "main/loss",
     "heat_loss": "main/heat",
     "size_loss": "main/size",
     "offset_loss": "main/offset",
+}
+VAL_COLUMNS = {
+    "epoch": "epoch",
     "val_recall": "validation/recall",
     "val_precision": "validation/precision",
     "val_min_score": "validation/min_score",
+}
+LOGS = {
+    "detector_log.csv": (LOG_COLUMNS, None),
+    "detector_val.csv": (VAL_COLUMNS, "validation/recall"),
 }
 
 
@@ -251,7 +259,8 @@ def train_detector(
     scenes = gather_scenes(params, frames_dir)
     if not scenes:
         backend.save_untrained(model_dir)
-        write_text(metrics_dir / "detector_log.csv", ",".join(LOG_COLUMNS) + "\n")
+        for name, (columns, _) in LOGS.items():
+            write_text(metrics_dir / name, ",".join(columns) + "\n")
         for name, (names, title, ylabel) in PLOTS.items():  # dvc.yaml's plots must exist
             path = metrics_dir / f"detector_{name}.png"
             draw_curves([], names, path, title, ylabel, "no annotated pictures: nothing trained")
@@ -298,7 +307,8 @@ def train_detector(
     # a trigger each: a schedule trigger fires once per epoch it is asked about
     trainer.extend(validation, trigger=validation_epochs(params.epochs, steps))
     trainer.extend(extensions.LogReport())
-    trainer.extend(EpochCsv(metrics_dir / "detector_log.csv", LOG_COLUMNS))
+    for name, (columns, required) in LOGS.items():
+        trainer.extend(EpochCsv(metrics_dir / name, columns, required))
     for name, (names, title, ylabel) in PLOTS.items():
         plot = EpochPlot(names, f"{name}.png", title, ylabel)
         trainer.extend(plot, trigger=validation_epochs(params.epochs, steps))

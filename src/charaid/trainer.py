@@ -72,13 +72,17 @@ def _rounded(key: str, value: object) -> object:
 
 
 class EpochCsv(training.Extension):
-    """Append each epoch's LogReport entry to a CSV that `dvc plots` reads."""
+    """Append each epoch's LogReport entry to a CSV that `dvc plots` reads. With `required`,
+    only the epochs whose entry has that key get a row: an epoch that was not scored leaves no
+    empty cells for a plot to read as zeros."""
 
     trigger = (1, "epoch")
     priority = training.PRIORITY_READER
 
-    def __init__(self, path: Path, columns: dict[str, str] | None = None) -> None:
-        self.path = path
+    def __init__(
+        self, path: Path, columns: dict[str, str] | None = None, required: str | None = None
+    ) -> None:
+        self.path, self.required = path, required
         self.columns = columns or {  # CSV column: LogReport key
             "epoch": "epoch",
             "loss": "main/loss",
@@ -90,6 +94,7 @@ class EpochCsv(training.Extension):
 
     def __call__(self, trainer: training.Trainer) -> None:
         log = trainer.get_extension("LogReport").log
+        log = [e for e in log if self.required is None or self.required in e]
         rows = [{col: e.get(key) for col, key in self.columns.items()} for e in log]
         with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(self.columns))

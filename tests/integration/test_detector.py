@@ -293,8 +293,13 @@ def test_a_short_training_run_lowers_the_loss_and_is_reproducible(tmp_path):
     assert first < 0.7 * losses[0]
     # without validation pictures no threshold is chosen; with them, the last epoch's is kept
     assert meta["min_score"] == UNCALIBRATED
-    header, last = (tuned / "detector_log.csv").read_text().split()
+    # the validation log has a row for each scored epoch only (the loss log, for every epoch)
+    assert (runs[0] / "detector_val.csv").read_text().splitlines() == [
+        "epoch,val_recall,val_precision,val_min_score"
+    ]
+    header, last = (tuned / "detector_val.csv").read_text().split()
     row = dict(zip(header.split(","), last.split(","), strict=True))
+    assert row["epoch"] == "1" and "" not in row.values()
     tuned_meta = json.loads((tuned / "detector.json").read_text())
     assert float(row["val_min_score"]) == tuned_meta["min_score"] >= 0.05
     # the weights run as detect_faces' `learned` backend
@@ -311,6 +316,8 @@ def test_nothing_to_learn_from_leaves_a_folder_that_says_what_to_set(tmp_path):
     # dvc.yaml's plots of the stage exist (DVC fails a stage whose outputs are missing)
     for name in ("loss", "val"):
         assert (tmp_path / f"detector_{name}.png").read_bytes()[:4] == b"\x89PNG"
+    for name in ("log", "val"):
+        assert (tmp_path / f"detector_{name}.csv").read_text().startswith("epoch,")
     with pytest.raises(CharaidError, match=r"no detector was trained.*train_detector.scenes"):
         make_detector(learned(tmp_path))
 
