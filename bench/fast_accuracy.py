@@ -56,7 +56,7 @@ def main() -> None:
             f"{acc[False][1]:>10.1f} {acc[True][1]:>10.1f}"
         )
     diffs = [100 * (a[True][0] - a[False][0]) for _, a in rows]
-    print(f"epochs {base['epochs']}, mean difference {statistics.mean(diffs):+.2f} points")
+    print(f"epochs {base.epochs}, mean difference {statistics.mean(diffs):+.2f} points")
 
 
 if __name__ == "__main__":
