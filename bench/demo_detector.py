@@ -16,7 +16,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import yaml
+from settings import apply_settings
 
 from charaid.config import load_params, parse_section
 from charaid.detect import make_detector
@@ -33,10 +33,7 @@ def main() -> None:
     ap.add_argument("-S", dest="changes", action="append", default=[], metavar="KEY=V")
     args = ap.parse_args()
     params = load_params()
-    values = params.train_detector.to_dict()
-    for change in args.changes:
-        key, _, value = change.partition("=")
-        values[key] = yaml.safe_load(value)
+    values = apply_settings(params.train_detector.to_dict(), args.changes)
     train = parse_section("train_detector", values)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)

@@ -22,7 +22,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import yaml
+from settings import apply_settings
 
 from charaid.config import load_params, parse_section
 from charaid.detect_eval import score_folder
@@ -65,10 +65,7 @@ def main() -> None:
         "truth": "",
         "holdout_videos": [],
     }
-    for change in args.changes:
-        key, _, value = change.partition("=")
-        values[key] = yaml.safe_load(value)
-    train = parse_section("train_detector", values, args.params)
+    train = parse_section("train_detector", apply_settings(values, args.changes), args.params)
     report: dict = {"set": str(args.set), "train_detector": train.to_dict(), "backends": {}}
     if not args.skip_train:
         result = train_detector(train, out / "frames", out, out, out / "snapshots")

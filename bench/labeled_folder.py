@@ -32,7 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import yaml
+from settings import apply_settings
 
 from charaid.atomic import write_json
 from charaid.config import PARAMS_FILE, Params, load_params
@@ -68,12 +68,7 @@ def hold_out_characters(rows: list[dict], n: int, seed: int) -> list[str]:
 
 
 def override(params: Params, settings: list[str]) -> Params:
-    values = params.to_dict()
-    for item in settings:
-        key, _, value = item.partition("=")
-        section, _, name = key.partition(".")
-        values[section][name] = yaml.safe_load(value)
-    return Params.from_mapping(values, PARAMS_FILE)
+    return Params.from_mapping(apply_settings(params.to_dict(), settings), PARAMS_FILE)
 
 
 def main() -> None:
