@@ -49,3 +49,27 @@ def test_small_holoen_subset_end_to_end(tmp_path):
         q = json.loads(helper.read_text())["x"]
         assert q["crops"] == 40 and q["purity"] > 0.4
         assert q["moves"] == round(40 * (1 - q["purity"]))
+
+
+@pytest.mark.slow
+def test_other_show_characters_are_held_out_and_must_be_rejected(tmp_path):
+    need_shared(HOLOEN)
+    out = tmp_path / "other.json"
+    base = (
+        "bench/labeled_folder.py", "--name", "o", "--classes", "4", "--per-class", "30",
+        "--test-per-class", "5", "--out", str(out), "--work", str(tmp_path / "work"),
+        "-S", "train.epochs=2",
+    )  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + str(ROOT)}
+    bad = subprocess.run(
+        [sys.executable, *base, "--other-show", "3"], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "--other-show 3: keep at least 2 of the 4 characters known" in bad.stderr
+    assert not out.exists()
+    run_script(*base, "--other-show", "1")
+    record = json.loads(out.read_text())["o"]
+    assert len(record["other_show_characters"]) == 1 and record["classes"] == 3
+    assert record["other_show"]["faces"] == 30  # every crop of the held-out character
+    assert 0.0 <= record["other_show"]["rejection_rate"] <= 1.0
