@@ -29,7 +29,13 @@ from charaid.curves import EpochPlot, draw_curves
 from charaid.detector import backend, heatmap
 from charaid.detector.net import FaceNet
 from charaid.detector.scenes import Draw, Scene, crop_pool, draw_sample, truth_scenes, yolo_scenes
-from charaid.detector.threshold import UNCALIBRATED, pr_curve
+from charaid.detector.threshold import (
+    FLOOR,
+    UNCALIBRATED,
+    at_cut,
+    calibrate_bands,
+    pr_curve,
+)
 from charaid.errors import CharaidError
 from charaid.media import read_image
 from charaid.trainer import (
@@ -140,9 +146,6 @@ class DetectorLoss(chainer.Chain):
         return total
 
 
-FLOOR = 0.05  # the lowest face score calibration considers
-
-
 def best_threshold(curve: list[dict]) -> dict:
     """The point of a precision-recall curve (IoU 0.5) with the best F1: its recall and precision,
     and a threshold halfway between the lowest score it keeps and the next score below, which
@@ -170,16 +173,26 @@ def best_threshold(curve: list[dict]) -> dict:
 
 
 def score_pictures(net: FaceNet, scenes: list[Scene], input_size: int) -> dict:
-    """`net` on whole pictures (as detect_faces runs it): the score threshold with the best F1 at
-    IoU 0.5 (`best_threshold`), with its recall and precision."""
+    """`net` on whole pictures (as detect_faces runs it): the single score cut with the best F1
+    at IoU 0.5 (`best_threshold`), the per-size cuts that improve on it (`calibrate_bands`), and
+    the recall and precision those keep."""
     frames = []
     with chainer.using_config("train", False), chainer.no_backprop_mode():
         for scene in scenes:
             image = read_image(scene.picture)
             x, scale = backend.letterbox(image, input_size)
-            found = heatmap.decode(net(x).array[0], FLOOR, scale)
-            frames.append(([b for b, _ in found], [s for _, s in found], list(scene.boxes)))
-    return best_threshold(pr_curve(frames))
+            found = heatmap.decode(net(x).array[0], FLOOR)  # boxes in input pixels: size bands
+            truths = [tuple(v * scale for v in box) for box in scene.boxes]
+            frames.append(([b for b, _ in found], [s for _, s in found], truths))
+    single = best_threshold(pr_curve(frames))
+    cut = calibrate_bands(frames, single["min_score"])
+    kept = at_cut(frames, cut)
+    return {
+        "min_score": single["min_score"],
+        "min_score_by_side": list(cut.scores),
+        "recall": round(kept["recall"], 4),
+        "precision": round(kept["precision"], 4),
+    }
 
 
 class Validation(training.Extension):
@@ -194,7 +207,8 @@ class Validation(training.Extension):
     def __call__(self, trainer: training.Trainer) -> None:
         if self.scenes:
             self.last = score_pictures(self.net, self.scenes, self.input_size)
-            chainer.report({f"validation/{k}": v for k, v in self.last.items()})
+            scalars = {k: v for k, v in self.last.items() if not isinstance(v, list)}
+            chainer.report({f"validation/{k}": v for k, v in scalars.items()})
 
 
 VAL_STEPS = 100  # training steps at least between two validation passes
@@ -328,7 +342,10 @@ def train_detector(
     if val_scenes and validation.last is None:
         validation.last = score_pictures(net, val_scenes, params.input_size)
     calibrated = validation.last["min_score"] if validation.last else UNCALIBRATED
-    backend.save(net, model_dir, params.input_size, {"min_score": calibrated})
+    cuts = {"min_score": calibrated}
+    if validation.last:
+        cuts["min_score_by_side"] = validation.last["min_score_by_side"]
+    backend.save(net, model_dir, params.input_size, cuts)
     for name in PLOTS:
         if (run_dir / f"{name}.png").is_file():
             shutil.copyfile(run_dir / f"{name}.png", metrics_dir / f"detector_{name}.png")
@@ -340,7 +357,7 @@ def train_detector(
         "loss": round(log[-1]["main/loss"], 5),
         "val_recall": log[-1].get("validation/recall"),
         "val_precision": log[-1].get("validation/precision"),
-        "min_score": calibrated,
+        **cuts,
     }
     write_json(metrics_dir / "train_detector.json", result)
     return {**result, "seconds": round(seconds, 1)}

@@ -140,6 +140,40 @@ def test_decoding_keeps_one_face_per_peak_and_drops_weak_ones():
     assert face[0] == pytest.approx((5 * 4 - 12, 5 * 4 - 12, 24, 24))
 
 
+def test_a_cut_per_size_keeps_a_weak_large_face_and_drops_a_weak_small_one():
+    from charaid.detector.threshold import Cut
+
+    maps = np.zeros((4, 40, 40), np.float32)
+    maps[HEAT] = -9.0
+    maps[SIZE, :, :20] = math.log(5)  # left half: 20-pixel faces
+    maps[SIZE, :, 20:] = math.log(40)  # right half: 160-pixel faces
+    maps[HEAT, 10, 5] = maps[HEAT, 10, 30] = -1.0  # both score 0.27
+    cut = Cut((0.5, 0.5, 0.5, 0.2))  # 128 px and over: 0.2; smaller: 0.5
+    (face,) = heatmap.decode(maps, cut)
+    assert face[0][2] == pytest.approx(160)
+    # the bands are in detector-input pixels, whatever the picture was resized by
+    (face,) = heatmap.decode(maps, cut, scale=0.25)
+    assert face[0][2] == pytest.approx(640)
+    assert len(heatmap.decode(maps, 0.2)) == 2 and heatmap.decode(maps, 0.5) == []
+
+
+def test_band_calibration_lowers_the_cut_only_where_it_gains_f1():
+    from charaid.detector.threshold import BAND_FACES, Cut, at_cut, calibrate_bands
+
+    # frames of one small and one large face each: the small ones score 0.9 and their false
+    # alarms 0.6; the large ones only 0.3 (a broad peak), with no false alarm near that score
+    small, large, alarm = (10, 10, 20, 20), (100, 10, 150, 150), (60, 60, 20, 20)
+    frames = [([small, large, alarm], [0.9, 0.3, 0.6], [small, large])] * BAND_FACES
+    one = at_cut(frames, Cut.uniform(0.7))
+    assert one == {"recall": 0.5, "precision": 1.0}
+    cut = calibrate_bands(frames, 0.7)
+    assert cut.at(20) == 0.7  # lowering it would keep the false alarms
+    assert 0.0 < cut.at(150) <= 0.3  # the large faces' band: kept
+    assert at_cut(frames, cut) == {"recall": 1.0, "precision": 1.0}
+    # too few faces in a band to judge: it keeps the single cut
+    assert calibrate_bands(frames[:1], 0.7).at(150) == 0.7
+
+
 def test_faces_whose_centre_is_outside_are_not_targets():
     t = heatmap.encode([(-30, 10, 20, 20), (50, 50, 20, 20)], 128, 128)
     assert len(t["centre"]) == 1 and t["heat"].max() == 1.0 and (t["heat"] == 1.0).sum() == 1
@@ -332,7 +366,7 @@ def test_the_learned_backend_without_weights_names_the_command(tmp_path):
 
 
 def test_the_calibrated_threshold_has_the_best_f1_and_auto_reads_it():
-    from charaid.detector.threshold import UNCALIBRATED, threshold
+    from charaid.detector.threshold import UNCALIBRATED, Cut, threshold
     from charaid.train_detector import FLOOR, best_threshold
 
     # 10 faces; F1 at the three cuts: 0.444, 0.8, 0.667
@@ -346,9 +380,13 @@ def test_the_calibrated_threshold_has_the_best_f1_and_auto_reads_it():
     lowest = best_threshold(curve[:2])  # nothing scored lower: halfway to the floor
     assert lowest["min_score"] == round((0.2 + FLOOR) / 2, 4) and lowest["recall"] == 0.8
     assert best_threshold([])["min_score"] == UNCALIBRATED
-    assert threshold("auto", {"min_score": 0.2}) == 0.2
-    assert threshold("auto", {}) == UNCALIBRATED
-    assert threshold(0.45, {"min_score": 0.2}) == 0.45
+    assert threshold("auto", {"min_score": 0.2}) == Cut.uniform(0.2)
+    assert threshold("auto", {}) == Cut.uniform(UNCALIBRATED)
+    assert threshold(0.45, {"min_score": 0.2}) == Cut.uniform(0.45)
+    # a detector's own per-size cuts win over its single one; a number is one cut for all sizes
+    banded = {"min_score": 0.2, "min_score_by_side": [0.5, 0.4, 0.3, 0.1]}
+    assert threshold("auto", banded) == Cut((0.5, 0.4, 0.3, 0.1))
+    assert threshold(0.45, banded) == Cut.uniform(0.45)
 
 
 def test_a_batch_without_faces_still_trains_the_heat_map():

@@ -71,7 +71,7 @@ class OnnxDetector:
                 f"{KEY}: {self.path} is not an ONNX model OpenCV can read; download it again "
                 "or re-export it (e.g. `yolo export format=onnx opset=12`)"
             )
-        self.min_score = threshold(min_score, {})  # an export carries no threshold of ours
+        self.min_score = threshold(min_score, {}).lowest  # an export carries no cut of ours
         self.min_size = min_size
         self.input_size = input_size
         # run once on a blank input: a model of another layout stops here, not on the first frame
