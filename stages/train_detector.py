@@ -14,6 +14,7 @@ def main() -> None:
         Path("models/detector"),
         Path("metrics"),
         Path("data/.detector_snapshots"),
+        load_section("detect_faces"),  # the classical backend's settings, for pseudo-boxes
     )
     print(
         f"train_detector: {result['train_pictures']} pictures, {result['epochs']} epochs in "

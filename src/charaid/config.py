@@ -158,6 +158,8 @@ class TrainDetectorParams(Section):
     holdout_videos: tuple[str, ...] = spec(list, item=str)
     crops: str = spec(STR)
     init: str = spec(STR)
+    pseudo: str = spec(STR, choices=("", "animeface", "ensemble"))  # backends with a 0-1 score
+    pseudo_min_score: float = spec(NUM, 0.0, 1.0)
     crop_face: float = spec(NUM, 0.05, 1.0)
     composites: float = spec(NUM, 0.0, 1.0)
     input_size: int = spec(INT, 128, 2048)

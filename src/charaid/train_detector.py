@@ -24,10 +24,11 @@ from chainer.training import extensions, triggers
 
 from charaid import fastops
 from charaid.atomic import write_json, write_text
-from charaid.config import TrainDetectorParams
+from charaid.config import DetectFacesParams, TrainDetectorParams
 from charaid.curves import EpochPlot, draw_curves
 from charaid.detector import backend, heatmap
 from charaid.detector.net import FaceNet
+from charaid.detector.pseudo import pseudo_scenes
 from charaid.detector.scenes import Draw, Scene, crop_pool, draw_sample, truth_scenes, yolo_scenes
 from charaid.detector.threshold import (
     FLOOR,
@@ -224,16 +225,27 @@ def validation_epochs(epochs: int, steps_per_epoch: int) -> triggers.ManualSched
     return triggers.ManualScheduleTrigger(points, "epoch")
 
 
-def gather_scenes(params: TrainDetectorParams, frames_dir: Path) -> list[Scene]:
-    """Every annotated picture the params name: YOLO folders, then ground-truth frames."""
+def gather_scenes(
+    params: TrainDetectorParams, frames_dir: Path, detect: DetectFacesParams | None = None
+) -> list[Scene]:
+    """Every annotated picture the params name: YOLO folders, ground-truth frames, then the
+    pseudo-boxes of `params.pseudo` (with `detect`'s settings for that backend) on the frames
+    of the other videos, the held-out ones aside."""
     scenes: list[Scene] = []
     for folder in params.scenes:
         scenes += yolo_scenes(folder)
+    with_truth: set[str] = set()
     if params.truth:
         truth_dir = Path(params.truth)
         videos = sorted(p.stem for p in truth_dir.glob("*.csv"))
         keep = [v for v in videos if v not in params.holdout_videos]
         scenes += truth_scenes(frames_dir, truth_dir, keep)
+        with_truth = set(videos)
+    if params.pseudo:
+        if detect is None:
+            raise CharaidError("train_detector.pseudo needs detect_faces' settings")
+        skip = with_truth | set(params.holdout_videos)
+        scenes += pseudo_scenes(frames_dir, skip, detect, params.pseudo, params.pseudo_min_score)
     return scenes
 
 
@@ -264,13 +276,14 @@ def train_detector(
     model_dir: Path,
     metrics_dir: Path,
     work_dir: Path,
+    detect: DetectFacesParams | None = None,
 ) -> dict:
     """Train, then write `model_dir/detector.{npz,json}`, metrics and the per-epoch log.
 
     With nothing to learn from (no scenes, no truth) the folder only says so, and the
     `learned` backend refuses it with what to set: a show without annotations can still run
     the pipeline on a classical backend."""
-    scenes = gather_scenes(params, frames_dir)
+    scenes = gather_scenes(params, frames_dir, detect)
     if not scenes:
         backend.save_untrained(model_dir)
         for name, (columns, _) in LOGS.items():

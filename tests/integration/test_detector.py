@@ -430,3 +430,67 @@ def test_the_validation_split_does_not_depend_on_where_the_data_lies(tmp_path, m
     assert train and val  # both sides get pictures
     assert [s.name for s in train] == [s.name for s in train2]
     assert [s.name for s in val] == [s.name for s in val2]
+
+
+# ----------------------------------------------------------------------------- pseudo-boxes
+
+
+def _frames_of(samples: list[Path], root: Path) -> Path:
+    """An extract_frames folder of two videos: the demo's sample frames dealt to `a` and `b`."""
+    from charaid.frames import write_index
+
+    frames = root / "frames"
+    rows = []
+    for k, sample in enumerate(samples[:6]):
+        video = "ab"[k % 2]
+        (frames / video).mkdir(parents=True, exist_ok=True)
+        path = f"{video}/{sample.name}"
+        (frames / path).write_bytes(sample.read_bytes())
+        rows.append({"video": video, "frame": k, "time": 0.0, "path": path})
+    write_index(frames / "index.csv", rows)
+    return frames
+
+
+def test_pseudo_boxes_are_animeface_faces_on_frames_without_truth(demo_model, tmp_path):
+    from charaid.detector.pseudo import pseudo_scenes
+
+    frames = _frames_of(demo_model.samples, tmp_path)
+    detect = section_with("detect_faces", backend="learned")  # the pseudo backend wins
+    scenes = pseudo_scenes(frames, {"b"}, detect, "animeface", 0.0)
+    assert scenes and all(s.name.startswith("a/") for s in scenes)  # video b is skipped
+    hits = total = 0
+    for scene in scenes:
+        truth = [box for _, box in demo_model.truth[Path(scene.name).name]]
+        total += len(scene.boxes)
+        hits += sum(max(iou(b, t) for t in truth) >= 0.5 for b in scene.boxes)
+    assert hits >= 0.9 * total  # the boxes are the cast's faces
+    # a frame counts only when every face there is confident: a cut above one face's score
+    # drops its frame, and a cut above all of them leaves nothing to learn
+    weakest = sorted(min(s for s in _scores(scene, detect)) for scene in scenes)
+    fewer = pseudo_scenes(frames, {"b"}, detect, "animeface", weakest[0] + 1e-6)
+    assert len(fewer) < len(scenes)
+    assert pseudo_scenes(frames, {"a", "b"}, detect, "animeface", 0.0) == []
+
+
+def _scores(scene, detect) -> list[float]:
+    from charaid.detect import make_detector as make
+
+    found = make(dataclasses.replace(detect, backend="animeface")).detect(
+        cv2.imread(str(scene.picture))
+    )
+    return [d.score for d in found]
+
+
+def test_train_detector_learns_from_pseudo_boxes_and_says_it_needs_detect_settings(
+    demo_model, tmp_path
+):
+    from charaid.train_detector import gather_scenes
+
+    frames = _frames_of(demo_model.samples, tmp_path)
+    params = dataclasses.replace(
+        TINY, pseudo="animeface", pseudo_min_score=0.0, holdout_videos=("b",)
+    )
+    with pytest.raises(CharaidError, match="pseudo needs detect_faces"):
+        gather_scenes(params, frames)
+    scenes = gather_scenes(params, frames, section_with("detect_faces"))
+    assert scenes and {Path(s.name).parts[0] for s in scenes} == {"a"}
