@@ -38,9 +38,9 @@ def save(model: FaceNet, folder: Path, input_size: int, extra: dict | None = Non
 
 
 UNTRAINED = (
-    "train_detector had nothing to learn from: list YOLO folders in train_detector.scenes or "
-    "ground truth in train_detector.truth and run `dvc repro train_detector`, or set "
-    "detect_faces.backend to animeface"
+    "train_detector had nothing to learn from: list YOLO folders in train_detector.scenes, "
+    "ground truth in train_detector.truth or set train_detector.pseudo: animeface, and run "
+    "`dvc repro train_detector`; or set detect_faces.backend to animeface"
 )
 
 
