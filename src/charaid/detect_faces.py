@@ -80,8 +80,10 @@ def worker_count(params: DetectFacesParams) -> int:
 FRAME_TIMEOUT = 60.0  # seconds; a frame normally takes well under one
 
 
-def find_faces(paths: list[str], params: DetectFacesParams) -> dict[str, list[CroppedFace] | None]:
-    """Faces per frame path (None where a frame could not be read), with a progress bar.
+def find_faces(
+    paths: list[str], params: DetectFacesParams, desc: str = "detect_faces"
+) -> dict[str, list[CroppedFace] | None]:
+    """Faces per frame path (None where a frame could not be read), with a progress bar (`desc`).
 
     Frames go to worker processes under a watchdog (see charaid.workers): a detector that hangs
     on a frame is restarted and the frame retried once, then skipped with a warning.
@@ -97,7 +99,7 @@ def find_faces(paths: list[str], params: DetectFacesParams) -> dict[str, list[Cr
     cv2.setNumThreads(1)
     results: dict[str, list[CroppedFace] | None] = {}
     try:
-        with tqdm(total=len(paths), desc="detect_faces", unit="frame") as bar:
+        with tqdm(total=len(paths), desc=desc, unit="frame") as bar:
             for path, found in watchdog_map(
                 _faces_in,
                 paths,

@@ -34,7 +34,8 @@ def pseudo_scenes(
         raise CharaidError(f"{index}: missing; run `dvc repro extract_frames` first")
     rows = [r for r in read_index(index) if r["video"] not in skip_videos]
     paths = [str(frames_dir / r["path"]) for r in rows]
-    found = find_faces(paths, replace(detect, backend=backend)) if paths else {}
+    detect = replace(detect, backend=backend)
+    found = find_faces(paths, detect, "train_detector: pseudo-boxes") if paths else {}
     scenes = []
     for row, path in zip(rows, paths, strict=True):
         faces = found[path]
