@@ -38,7 +38,7 @@ class Field:
             return f"a list of {_KIND_NAMES[self.item].split(' ', 1)[1]}s"
         kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
         if self.choices and float not in kinds:
-            return "one of " + ", ".join(self.choices)
+            return "one of " + ", ".join(c or '""' for c in self.choices)  # "" = off
         text = "a number" if float in kinds else " or ".join(_KIND_NAMES[k] for k in kinds)
         if self.minimum is not None and self.maximum is not None:
             text += f" in [{self.minimum}, {self.maximum}]"

@@ -470,6 +470,9 @@ def test_pseudo_boxes_are_animeface_faces_on_frames_without_truth(demo_model, tm
     fewer = pseudo_scenes(frames, {"b"}, detect, "animeface", weakest[0] + 1e-6)
     assert len(fewer) < len(scenes)
     assert pseudo_scenes(frames, {"a", "b"}, detect, "animeface", 0.0) == []
+    # no frames extracted yet: one line naming the file and the command
+    with pytest.raises(CharaidError, match=r"index.csv: missing; run `dvc repro extract_frames`"):
+        pseudo_scenes(tmp_path / "nothing", set(), detect, "animeface", 0.0)
 
 
 def _scores(scene, detect) -> list[float]:

@@ -76,6 +76,12 @@ def test_unknown_section_is_named(tmp_path, sample_params):
         ("detect_faces", "crop_size", 0, "detect_faces.crop_size must be an integer in [8, 512]"),
         ("train", "lr", "0.1", "train.lr must be a number"),
         ("train", "lr_decay", "cosine", "train.lr_decay must be one of none, linear"),
+        (
+            "train_detector",
+            "pseudo",
+            "lbp",
+            "train_detector.pseudo must be one of \"\", animeface, ensemble (got 'lbp')",
+        ),
         ("detect_faces", "white_balance", "yes", "detect_faces.white_balance must be true/false"),
         ("train_detector", "scenes", "data/scenes", "train_detector.scenes must be a list of str"),
         ("train_detector", "widths", [16, "32"], "train_detector.widths must be a list of int"),
