@@ -6,6 +6,7 @@ Run from the repository root after `dvc repro extract_frames` (one heavy job at 
     python bench/demo_detector.py                      # params.yaml as it is
     python bench/demo_detector.py -S epochs=16 -S lr=0.004 -S patch=192
     python bench/demo_detector.py -S "truth=''" -S pseudo=animeface   # animeface's boxes, no truth
+    python bench/demo_detector.py -S seed=2 --keep /tmp/detector      # keep the weights to look at
 
 The held-out videos are scored against params.yaml's ground truth whatever `-S truth=...` says.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from dataclasses import replace
@@ -34,6 +36,7 @@ FRAMES = Path("data/frames")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-S", dest="changes", action="append", default=[], metavar="KEY=V")
+    ap.add_argument("--keep", type=Path, help="also copy the trained detector folder here")
     args = ap.parse_args()
     params = load_params()
     values = apply_settings(params.train_detector.to_dict(), args.changes)
@@ -48,6 +51,8 @@ def main() -> None:
         for scene in truth_scenes(FRAMES, truth, list(train.holdout_videos)):
             found = detector.detect(read_image(scene.picture))
             tally.add([d.box for d in found], scene.boxes)
+        if args.keep:
+            shutil.copytree(out, args.keep, ignore=shutil.ignore_patterns("work"))
     scored = tally.summary()
     print(
         json.dumps(

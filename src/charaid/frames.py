@@ -28,6 +28,7 @@ from charaid.media import (
 )
 
 INDEX_FIELDS = ["video", "frame", "time", "path"]
+PICTURES = "images"  # the index's video for pictures given as pictures (no time, no shots)
 
 
 def dhash(image: np.ndarray) -> int:
@@ -135,10 +136,10 @@ def extract_frames(input_dir: str | Path, out_dir: str | Path, sampling: Samplin
                 skipped.append(path.name)
                 problems.append(f"{path}: {image_problem(path)}")
                 continue
-            rel = f"images/{path.stem}.jpg"
-            (tmp / "images").mkdir(exist_ok=True)
+            rel = f"{PICTURES}/{path.stem}.jpg"
+            (tmp / PICTURES).mkdir(exist_ok=True)
             write_image(tmp / rel, image)
-            rows.append({"video": "images", "frame": path.stem, "time": 0.0, "path": rel})
+            rows.append({"video": PICTURES, "frame": path.stem, "time": 0.0, "path": rel})
         if not rows:
             # one line for the whole failure: the first problem, and how many more
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

@@ -250,14 +250,25 @@ def gather_scenes(
 
 
 def split_scenes(scenes: list[Scene], fraction: float, limit: int, seed: int):
-    """(train, validation): each picture's side decided by a hash of its name in its folder and
-    the seed, so adding pictures never moves the others and moving the folder moves none."""
+    """(train, validation): each picture's side decided by a hash of its group (else its name in
+    its folder) and the seed, so adding pictures never moves the others and moving the folder
+    moves none. Frames of one stretch of a video go to one side: a validation frame whose shot
+    was trained on scores like a training frame, and the score cut chosen on it is too strict
+    for new episodes."""
+
+    def key(scene: Scene) -> str:
+        return scene.group or scene.name
 
     def held(scene: Scene) -> bool:
-        digest = hashlib.sha256(f"{seed}:{scene.name}".encode()).digest()
+        digest = hashlib.sha256(f"{seed}:{key(scene)}".encode()).digest()
         return int.from_bytes(digest[:4], "little") / 2**32 < fraction
 
-    val = [s for s in scenes if held(s)][:limit]
+    groups: set[str] = set()  # whole groups, until `limit` pictures or a little more
+    val: list[Scene] = []
+    for scene in scenes:
+        if held(scene) and (key(scene) in groups or len(val) < limit):
+            groups.add(key(scene))
+            val.append(scene)
     chosen = {s.picture for s in val}
     return [s for s in scenes if s.picture not in chosen], val
 

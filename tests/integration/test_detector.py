@@ -432,6 +432,30 @@ def test_the_validation_split_does_not_depend_on_where_the_data_lies(tmp_path, m
     assert [s.name for s in val] == [s.name for s in val2]
 
 
+def test_frames_of_one_stretch_of_a_video_fall_on_one_side_of_the_validation_split():
+    from charaid.detector.scenes import SHOT_SECONDS, Scene, stretch
+    from charaid.frames import PICTURES
+    from charaid.train_detector import split_scenes
+
+    rows = [
+        {"video": f"ep{v}", "frame": str(i), "time": i * 0.5, "path": f"ep{v}/{i:06d}.jpg"}
+        for v in range(3)
+        for i in range(200)
+    ]
+    scenes = [Scene(Path(r["path"]), (), r["path"], stretch(r)) for r in rows]
+    train, val = split_scenes(scenes, 0.3, 1000, seed=0)
+    assert train and val
+    assert not {s.group for s in train} & {s.group for s in val}
+    # at most the limit, in whole stretches: a stretch is 8 frames here
+    rest, few = split_scenes(scenes, 0.3, 20, seed=0)
+    assert 20 <= len(few) < 28 and not {s.group for s in few} & {s.group for s in rest}
+    # a stretch is SHOT_SECONDS of one video: neighbouring frames share it, other videos do not
+    assert stretch(rows[0]) == stretch(rows[1]) != stretch(rows[200])
+    assert stretch(rows[0]) != stretch(rows[int(2 * SHOT_SECONDS)])
+    # pictures given as pictures have no time: each stands alone
+    assert stretch({"video": PICTURES, "frame": "a", "time": 0.0, "path": "images/a.jpg"}) == ""
+
+
 # ----------------------------------------------------------------------------- pseudo-boxes
 
 

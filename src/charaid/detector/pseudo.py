@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from charaid.config import DetectFacesParams
-from charaid.detector.scenes import Scene
+from charaid.detector.scenes import Scene, stretch
 from charaid.errors import CharaidError
 from charaid.frames import read_index
 
@@ -41,5 +41,5 @@ def pseudo_scenes(
         faces = found[path]
         if faces and min(det.score for det, _, _ in faces) >= min_score:
             boxes = tuple(tuple(float(v) for v in det.box) for det, _, _ in faces)
-            scenes.append(Scene(Path(path), boxes, Path(row["path"]).as_posix()))
+            scenes.append(Scene(Path(path), boxes, Path(row["path"]).as_posix(), stretch(row)))
     return scenes

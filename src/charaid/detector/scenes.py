@@ -36,6 +36,12 @@ class Scene:
     # the picture's path inside its folder: what decides its side of the train/val split, so
     # the split is the same wherever the data lies
     name: str
+    # pictures that share a side of the split, so validation is not near-copies of training
+    # pictures (a stretch of a video: its shots); "" = the picture alone
+    group: str = ""
+
+
+SHOT_SECONDS = 4.0  # a video's frames this close in time share a side of the split
 
 
 @dataclass(frozen=True)
@@ -72,8 +78,20 @@ def truth_scenes(frames_dir: Path, truth_dir: Path, videos: list[str]) -> list[S
         if row["video"] in videos:
             faces = truth.get((row["video"], str(row["frame"])), [])
             boxes = tuple(tuple(float(f[k]) for k in "xywh") for f in faces)
-            scenes.append(Scene(frames_dir / row["path"], boxes, Path(row["path"]).as_posix()))
+            scenes.append(
+                Scene(frames_dir / row["path"], boxes, Path(row["path"]).as_posix(), stretch(row))
+            )
     return scenes
+
+
+def stretch(row: dict) -> str:
+    """The stretch of its video an extract_frames index row's frame belongs to ("" for a
+    picture: it stands alone)."""
+    from charaid.frames import PICTURES
+
+    if row["video"] == PICTURES:
+        return ""
+    return f"{row['video']}@{int(float(row['time']) // SHOT_SECONDS)}"
 
 
 def crop_pool(folder: str | Path, limit: int = 2000) -> list[np.ndarray]:
