@@ -15,6 +15,7 @@ import hashlib
 import json
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 
 import chainer
@@ -250,27 +251,31 @@ def gather_scenes(
 
 
 def split_scenes(scenes: list[Scene], fraction: float, limit: int, seed: int):
-    """(train, validation): each picture's side decided by a hash of its group (else its name in
-    its folder) and the seed, so adding pictures never moves the others and moving the folder
-    moves none. Frames of one stretch of a video go to one side: a validation frame whose shot
-    was trained on scores like a training frame, and the score cut chosen on it is too strict
-    for new episodes."""
+    """(train, validation): a hash of each picture's group (else its name in its folder) and the
+    seed draws a number in [0, 1); groups drawing under `fraction` are held out, lowest first,
+    until `limit` pictures. So adding pictures never moves the others, moving the folder moves
+    none, and a folder sorted by character or episode gives a validation set from all of it
+    (cut in folder order, dexter's 60 were 50 of dad and 10 of deedee).
+    Frames of one stretch of a video go to one side: a validation frame whose shot was trained
+    on scores like a training frame, and the score cut chosen on it is too strict for new
+    episodes."""
 
     def key(scene: Scene) -> str:
         return scene.group or scene.name
 
-    def held(scene: Scene) -> bool:
-        digest = hashlib.sha256(f"{seed}:{key(scene)}".encode()).digest()
-        return int.from_bytes(digest[:4], "little") / 2**32 < fraction
+    def draw(group: str) -> float:
+        digest = hashlib.sha256(f"{seed}:{group}".encode()).digest()
+        return int.from_bytes(digest[:4], "little") / 2**32
 
-    groups: set[str] = set()  # whole groups, until `limit` pictures or a little more
-    val: list[Scene] = []
-    for scene in scenes:
-        if held(scene) and (key(scene) in groups or len(val) < limit):
-            groups.add(key(scene))
-            val.append(scene)
-    chosen = {s.picture for s in val}
-    return [s for s in scenes if s.picture not in chosen], val
+    sizes = Counter(key(s) for s in scenes)
+    held: set[str] = set()
+    count = 0
+    for group in sorted((g for g in sizes if draw(g) < fraction), key=draw):
+        if count >= limit:
+            break
+        held.add(group)
+        count += sizes[group]
+    return [s for s in scenes if key(s) not in held], [s for s in scenes if key(s) in held]
 
 
 def run_key(params: TrainDetectorParams, scenes: list[Scene]) -> str:

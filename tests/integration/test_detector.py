@@ -456,6 +456,18 @@ def test_frames_of_one_stretch_of_a_video_fall_on_one_side_of_the_validation_spl
     assert stretch({"video": PICTURES, "frame": "a", "time": 0.0, "path": "images/a.jpg"}) == ""
 
 
+def test_a_capped_validation_set_comes_from_the_whole_folder_not_its_first_pictures():
+    from charaid.detector.scenes import Scene
+    from charaid.train_detector import split_scenes
+
+    # a folder sorted by character, as a user's often is: 100 pictures of each of four
+    names = [f"{who}_{i:04d}.jpg" for who in ("dad", "deedee", "dexter", "mom") for i in range(100)]
+    scenes = [Scene(Path(n), (), n) for n in names]
+    train, val = split_scenes(scenes, 0.5, 20, seed=0)
+    assert len(val) == 20 and len(train) == 380
+    assert {s.name.split("_")[0] for s in val} == {"dad", "deedee", "dexter", "mom"}
+
+
 # ----------------------------------------------------------------------------- pseudo-boxes
 
 
