@@ -268,9 +268,10 @@ def split_scenes(scenes: list[Scene], fraction: float, limit: int, seed: int):
         return int.from_bytes(digest[:4], "little") / 2**32
 
     sizes = Counter(key(s) for s in scenes)
+    draws = {g: draw(g) for g in sizes}
     held: set[str] = set()
     count = 0
-    for group in sorted((g for g in sizes if draw(g) < fraction), key=draw):
+    for group in sorted((g for g in sizes if draws[g] < fraction), key=draws.__getitem__):
         if count >= limit:
             break
         held.add(group)
