@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# before tests.helpers imports numpy: charaid picks OpenBLAS's kernels for this CPU when numpy
+# has not loaded them yet (else the suite runs the generic ones, and says so)
+import charaid  # noqa: F401
 from tests.helpers import ROOT, DemoModel, build_demo_model, make_crops, section_with
 
 LAYERS = ("unit", "integration", "e2e")

@@ -82,3 +82,33 @@ def test_importing_charaid_first_loads_the_chosen_kernels():
         "arch": ["Prescott"],
         "env": "Prescott",
     }
+
+
+def _numpy_first(env: dict) -> tuple[str, str]:
+    """(numpy's OpenBLAS kernels, stderr) of a fresh `import numpy; import charaid` process."""
+    code = (
+        "import numpy\n"
+        "from threadpoolctl import threadpool_info\n"
+        "arch = [i.get('architecture') for i in threadpool_info() if i['user_api'] == 'blas']\n"
+        "import charaid\n"
+        "print(arch[0])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip(), out.stderr
+
+
+def test_numpy_imported_first_on_generic_kernels_is_told_what_to_do():
+    core = pick_core(cpu_flags())
+    if core is None:
+        pytest.skip("this CPU has neither AVX-512 nor AVX2: nothing better to offer")
+    unset = {k: v for k, v in os.environ.items() if k != ENV}  # the child's own environment
+    arch, err = _numpy_first(unset)
+    if arch != blas_core.GENERIC:
+        pytest.skip(f"numpy's OpenBLAS picked {arch} here on its own: nothing to warn of")
+    assert "RuntimeWarning" in err and "import charaid before numpy" in err
+    assert f"{ENV}={core}" in err
+    # the user's own choice: no warning; nor when charaid comes first
+    assert _numpy_first({**unset, ENV: blas_core.GENERIC})[1] == ""
+    first = [sys.executable, "-c", "import charaid, numpy"]
+    assert subprocess.run(first, env=unset, capture_output=True, text=True).stderr == ""
