@@ -66,12 +66,13 @@ def choose_openblas_core(environ: dict | os._Environ = os.environ) -> str | None
 GENERIC = "Prescott"  # OpenBLAS's fallback kernels on an x86-64 CPU it does not know
 
 
-def warn_if_loaded_generic(environ: dict | os._Environ = os.environ) -> str | None:
+def warn_if_loaded_generic(environ: dict | os._Environ = os.environ) -> None:
     """numpy was imported before charaid: if its OpenBLAS runs the generic kernels on a CPU with
-    better ones, and the user chose none, warn once with what to do. Returns the warning."""
+    better ones, and the user chose none, warn once with what to do. (After
+    `choose_openblas_core`, a variable holding another core than ours is the user's.)"""
     core = pick_core(cpu_flags())
     if core is None or environ.get(ENV, "").strip() not in ("", core):
-        return None  # nothing better to offer, or the user's own choice
+        return  # nothing better to offer, or the user's own choice
     from threadpoolctl import threadpool_info
 
     loaded = [
@@ -79,12 +80,11 @@ def warn_if_loaded_generic(environ: dict | os._Environ = os.environ) -> str | No
         for lib in threadpool_info()
         if lib.get("internal_api") == "openblas" and lib.get("prefix") == "libopenblas"
     ]
-    if GENERIC not in loaded:
-        return None
-    message = (
-        f"numpy was imported before charaid, so its OpenBLAS runs the generic {GENERIC} "
-        f"kernels on this CPU (2-4x slower training); import charaid before numpy, or start "
-        f"Python with {ENV}={core}"
-    )
-    warnings.warn(message, RuntimeWarning, stacklevel=3)
-    return message
+    if GENERIC in loaded:
+        warnings.warn(
+            f"numpy was imported before charaid, so its OpenBLAS runs the generic {GENERIC} "
+            f"kernels on this CPU (2-4x slower training); import charaid before numpy, or "
+            f"start Python with {ENV}={core}",
+            RuntimeWarning,
+            stacklevel=3,
+        )

@@ -102,7 +102,7 @@ def relu_grad_bias(g: np.ndarray, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         s = g.dtype.type(0)
         for i in range(g2.shape[1]):
             # the mask as a multiply: a branch on the sign mispredicts about half the time
-            # (2.1 M elements: 9.9 -> 2 ms); the sum keeps its order
+            # (a 2.1 M-element map: 9.9 -> 3.4 ms); the sum keeps its order
             v = g2[c, i] * g.dtype.type(z2[c, i] > 0)
             o2[c, i] = v
             s += v
