@@ -73,12 +73,16 @@ def warn_if_loaded_generic(environ: dict | os._Environ = os.environ) -> None:
     core = pick_core(cpu_flags())
     if core is None or environ.get(ENV, "").strip() not in ("", core):
         return  # nothing better to offer, or the user's own choice
+    import numpy
     from threadpoolctl import threadpool_info
 
+    # numpy's own copy: OpenCV's and scipy's wheels bring OpenBLAS copies of their own
+    own = Path(numpy.__file__).resolve().parent.parent / "numpy.libs"
     loaded = [
         lib.get("architecture")
         for lib in threadpool_info()
-        if lib.get("internal_api") == "openblas" and lib.get("prefix") == "libopenblas"
+        if lib.get("internal_api") == "openblas"
+        and Path(lib.get("filepath", "")).resolve().parent == own
     ]
     if GENERIC in loaded:
         warnings.warn(
