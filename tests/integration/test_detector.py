@@ -341,6 +341,16 @@ def test_a_short_training_run_lowers_the_loss_and_is_reproducible(tmp_path):
     assert isinstance(detector.detect(cv2.imread(str(folder / "0.png"))), list)
 
 
+def test_a_short_training_on_annotated_scenes_says_how_long_real_art_wants():
+    from charaid.train_detector import REAL_ART_PATCHES, short_training_note
+
+    scenes = dataclasses.replace(TINY, scenes=("my_scenes",), epochs=30)
+    note = short_training_note(scenes, 200)  # 200 pictures, one patch each per epoch
+    assert "6,000 training patches" in note and "samples_per_epoch: 1000" in note
+    assert short_training_note(scenes, REAL_ART_PATCHES // 30) is None
+    assert short_training_note(dataclasses.replace(scenes, scenes=()), 200) is None  # the demo
+
+
 def test_nothing_to_learn_from_leaves_a_folder_that_says_what_to_set(tmp_path):
     from charaid.train_detector import train_detector
 
