@@ -269,3 +269,155 @@ def scale_shift_relu(x: np.ndarray, a: np.ndarray, b: np.ndarray, y: np.ndarray)
         for i in range(x2.shape[1]):
             v = x2[c, i] * ac + bc
             y2[c, i] = v if v > zero else zero
+
+
+# Ring layout (N, H+2, W+2, C): the inside cells only, channels innermost. Each kernel takes a
+# range [r0, r1) of inside rows (picture i, row y: index i * H + y), so the threads split a map
+# by rows, and walks each row's inside as one flat run of W * C floats, with the per-channel
+# numbers tiled to that length by the caller: one long loop LLVM vectorises, where a loop over
+# C alone (16 for the detector's widest map) is too short to. Sums collect per position of the
+# run in float32 and go into float64 totals per channel at the end.
+# No loop reads or writes more than 8 arrays: LLVM checks each pair of arrays a loop writes and
+# reads for overlap at run time, and beyond 8 such checks it gives the loop up as scalar (4x
+# slower); so the backward's two sums run as two loops over the run. Those reductions may reorder
+# their sums, but never contract x * a + b into one rounding: relu's mask in the backward must be
+# the forward's, bit for bit.
+_SUMS = {"reassoc", "nsz", "arcp"}
+
+
+@njit(cache=True, nogil=True)
+def _ring_run(x: np.ndarray, r: int) -> np.ndarray:
+    """Inside row r (i * H + y) of a ring map as a flat run of W * C floats."""
+    n, hp, wp, c_n = x.shape
+    h = hp - 2
+    return x[r // h, r % h + 1].reshape(wp * c_n)[c_n : (wp - 1) * c_n]
+
+
+@njit(cache=True, nogil=True)
+def _per_channel(acc: np.ndarray, c_n: int, out: np.ndarray) -> None:
+    """out[c] += the sum of acc's positions of channel c (acc: a run of W * C)."""
+    for j in range(acc.size):
+        out[j % c_n] += acc[j]
+
+
+@njit(cache=True, nogil=True, fastmath=_SUMS)
+def ring_sums(x: np.ndarray, shift: np.ndarray, r0: int, r1: int, s: np.ndarray, ss: np.ndarray):
+    """s[c] += sum of (x - shift[c]), ss[c] += sum of (x - shift[c])^2 over the inside cells of
+    rows [r0, r1) (float64 totals; `shift` tiled to a row's run)."""
+    c_n = x.shape[3]
+    a = np.zeros(shift.size, x.dtype)
+    b = np.zeros(shift.size, x.dtype)
+    for r in range(r0, r1):
+        run = _ring_run(x, r)
+        for j in range(run.size):
+            d = run[j] - shift[j]
+            a[j] += d
+            b[j] += d * d
+    _per_channel(a, c_n, s)
+    _per_channel(b, c_n, ss)
+
+
+@njit(cache=True, nogil=True)
+def ring_scale_shift_relu(
+    x: np.ndarray, a: np.ndarray, b: np.ndarray, r0: int, r1: int, y: np.ndarray
+) -> None:
+    """y = relu(a * x + b) on the inside cells of rows [r0, r1) (a, b tiled to a row's run; y's
+    ring left alone)."""
+    zero = y.dtype.type(0)
+    for r in range(r0, r1):
+        src, dst = _ring_run(x, r), _ring_run(y, r)
+        for j in range(src.size):
+            dst[j] = max(src[j] * a[j] + b[j], zero)
+
+
+@njit(cache=True, nogil=True, fastmath=_SUMS)
+def ring_bn_relu_sums(
+    gy: np.ndarray,
+    x: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    mean: np.ndarray,
+    r0: int,
+    r1: int,
+    sg: np.ndarray,
+    sgx: np.ndarray,
+) -> None:
+    """Batch norm + relu backward, first pass: sg[c] += sum of g, sgx[c] += sum of g * (x - mean)
+    over rows [r0, r1), g the output gradient where the forward's a * x + b was positive (the
+    mask from x itself: one map fewer to read than from the output; a, b, mean tiled)."""
+    c_n = x.shape[3]
+    zero = gy.dtype.type(0)
+    acc_g = np.zeros(a.size, gy.dtype)
+    acc_x = np.zeros(a.size, gy.dtype)
+    for r in range(r0, r1):
+        g_run, x_run = _ring_run(gy, r), _ring_run(x, r)
+        # relu's mask as a multiply: a branch here mispredicts half the time
+        for j in range(g_run.size):
+            acc_g[j] += g_run[j] * gy.dtype.type(x_run[j] * a[j] + b[j] > zero)
+        for j in range(g_run.size):
+            v = x_run[j]
+            acc_x[j] += g_run[j] * gy.dtype.type(v * a[j] + b[j] > zero) * (v - mean[j])
+    _per_channel(acc_g, c_n, sg)
+    _per_channel(acc_x, c_n, sgx)
+
+
+@njit(cache=True, nogil=True)
+def ring_bn_relu_gx(
+    gy: np.ndarray,
+    x: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    k_g: np.ndarray,
+    k_x: np.ndarray,
+    k_0: np.ndarray,
+    r0: int,
+    r1: int,
+    gx: np.ndarray,
+) -> None:
+    """Second pass: gx = k_g * g - k_x * x + k_0 on the inside cells of rows [r0, r1), g masked
+    as in `ring_bn_relu_sums` (every per-channel number tiled; gx's ring left alone)."""
+    zero = gy.dtype.type(0)
+    for r in range(r0, r1):
+        g_run, x_run, out = _ring_run(gy, r), _ring_run(x, r), _ring_run(gx, r)
+        for j in range(g_run.size):
+            v = x_run[j]
+            g = g_run[j] * gy.dtype.type(v * a[j] + b[j] > zero)
+            out[j] = k_g[j] * g - k_x[j] * v + k_0[j]
+
+
+@njit(cache=True, nogil=True)
+def ring_s2_patches(x: np.ndarray, r0: int, r1: int, cols: np.ndarray) -> None:
+    """cols[i, yo, xo, ky, kx, c] = x[i, 2yo + ky, 2xo + kx, c] for the output rows [r0, r1)
+    (i * Ho + yo): the 3x3 windows at stride 2 of a ring map (the ring is the padding)."""
+    ho, wo, c_n = cols.shape[1], cols.shape[2], cols.shape[5]
+    for r in range(r0, r1):
+        i, yo = r // ho, r % ho
+        for xo in range(wo):
+            for ky in range(3):
+                for kx in range(3):
+                    for c in range(c_n):
+                        cols[i, yo, xo, ky, kx, c] = x[i, 2 * yo + ky, 2 * xo + kx, c]
+
+
+@njit(cache=True, nogil=True)
+def ring_s2_gather(gcol: np.ndarray, r0: int, r1: int, gx: np.ndarray) -> None:
+    """The adjoint of `ring_s2_patches` on the inside rows [r0, r1) of gx (i * H + y - 1):
+    each input cell sums the window taps that read it. A gather, so threads split rows of gx
+    without overlapping writes; gx's ring is left alone."""
+    ho, wo, c_n = gcol.shape[1], gcol.shape[2], gcol.shape[5]
+    h, wp = gx.shape[1] - 2, gx.shape[2]
+    for r in range(r0, r1):
+        i, yi = r // h, r % h + 1
+        for xi in range(1, wp - 1):
+            for c in range(c_n):
+                gx[i, yi, xi, c] = 0
+            for ky in range(3):
+                if (yi - ky) % 2 or yi - ky < 0 or (yi - ky) // 2 >= ho:
+                    continue
+                yo = (yi - ky) // 2
+                for kx in range(3):
+                    if (xi - kx) % 2 or xi - kx < 0 or (xi - kx) // 2 >= wo:
+                        continue
+                    xo = (xi - kx) // 2
+                    for c in range(c_n):
+                        gx[i, yi, xi, c] += gcol[i, yo, xo, ky, kx, c]

@@ -457,14 +457,6 @@ def test_bn_cnn_fast_and_raw_agree_in_training_and_inference():
     np.testing.assert_allclose(v1, v0, rtol=1e-5)  # running statistics updated the same way
 
 
-def test_upsample_matches_repeat_and_gradients():
-    rng = np.random.default_rng(16)
-    x = rng.standard_normal((2, 3, 4, 5))
-    ref = F.repeat(F.repeat(x, 2, axis=2), 2, axis=3).array
-    np.testing.assert_array_equal(fastops.upsample_2x(x).array, ref)
-    gradient_check.check_backward(fastops.upsample_2x, x, rng.standard_normal(ref.shape), eps=1e-3)
-
-
 def test_face_net_fast_and_raw_agree_with_gradients():
     from charaid.detector.net import FaceNet
 

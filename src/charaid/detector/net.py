@@ -6,8 +6,10 @@ A plain backbone of stride-2 3x3 convolutions (conv-BN-ReLU, one 3x3 block per l
 head with four maps at stride 4: face-centre logit, log of the box side in cells, and the centre's
 sub-cell offset (x, y). Boxes are squares, the convention of every detector in charaid.
 
-With `fast` the same maths runs through charaid's CPU kernels (`charaid.fastops`, CWHN layout);
-otherwise through plain Chainer functions (NCHW), for comparison and for GPUs.
+With `fast` the same maths runs through charaid's CPU kernels in the ring layout
+(`charaid.fastops.ring_*`: channels innermost, a zero ring around each map, so a 3x3
+convolution is nine shifted GEMMs with no patch matrix); otherwise through plain Chainer
+functions (NCHW), for comparison and for GPUs.
 """
 
 from __future__ import annotations
@@ -57,21 +59,20 @@ class FaceNet(chainer.Chain):
         conv, bn = getattr(self, name), getattr(self, f"{name}_bn")
         if not self.fast:
             return F.relu(bn(conv(h)))
-        pad, stride = conv.pad, conv.stride
-        h = fastops.convolution_2d(h, conv.W, pad=pad, stride=stride, layout="CWHN")
-        return fastops.batch_normalization_relu(h, bn)
+        h = fastops.convolution_ring(h, conv.W, conv.stride[0])
+        return fastops.batch_normalization_relu_ring(h, bn)
 
     def _up(self, h: chainer.Variable) -> chainer.Variable:
         """Nearest-neighbour 2x upsampling."""
         if self.fast:
-            return fastops.upsample_2x(h, layout="CWHN")
+            return fastops.upsample_2x_ring(h)
         return F.repeat(F.repeat(h, 2, axis=2), 2, axis=3)
 
     def forward(self, x: chainer.Variable | np.ndarray) -> chainer.Variable:
         fast = self.fast and self.xp is np
         if self.fast != fast:  # on a GPU: Chainer's own functions
             self.fast = False
-        h = fastops.to_cwhn(x) if self.fast else x
+        h = fastops.to_ring(x) if self.fast else x
         h = self._cbr("stem", h)
         feats = []
         for i in range(1, self.levels + 1):
@@ -83,8 +84,8 @@ class FaceNet(chainer.Chain):
         p = self._cbr("smooth", p)
         if not self.fast:
             return self.head(p)
-        y = fastops.convolution_2d(p, self.head.W, layout="CWHN")
-        return fastops.from_cwhn(F.bias(y, self.head.b, axis=0))
+        y = fastops.from_ring(fastops.convolution_ring(p, self.head.W))
+        return F.bias(y, self.head.b, axis=1)
 
     def describe(self) -> dict:
         return {"widths": list(self.widths), "neck": self.neck}

@@ -1,8 +1,9 @@
-"""Nearest-neighbour 2x upsampling in the CWHN layout, as one node.
+"""Nearest-neighbour 2x upsampling in the ring layout (`charaid.fastops.ring_layout`), as one
+node: the detector's top-down path.
 
 `F.repeat` twice (the plain path) makes two nodes, and each backward sums through a generic
-reduction over a strided axis (~5x slower at batch 8); here the backward adds the four copies of
-each cell as two passes over contiguous runs.
+reduction over a strided axis (~5x slower at batch 8); here the forward writes the four copies
+of each cell as strided slices, and the backward adds them in a fixed order.
 """
 
 from __future__ import annotations
@@ -11,30 +12,36 @@ import chainer
 import numpy as np
 from chainer import function_node
 
-from charaid.fastops.layout import _check_layout, from_cwhn, to_cwhn
+from charaid.fastops.ring_layout import interior, ring_like, zero_ring
 
 
-class Upsample2xCWHN(function_node.FunctionNode):
-    """(C, W, H, N) -> (C, 2W, 2H, N), each cell repeated in a 2x2 block."""
+class Upsample2xRing(function_node.FunctionNode):
+    """Nearest-neighbour 2x upsampling: (N, H+2, W+2, C) -> (N, 2H+2, 2W+2, C)."""
 
     def forward(self, inputs: tuple) -> tuple:
         (x,) = inputs
-        # np.repeat's own loop: a 6-D broadcast copy crawls when the batch (innermost) is 1
-        return (np.repeat(np.repeat(x, 2, axis=2), 2, axis=1),)
+        n, hp, wp, c = x.shape
+        h, w = hp - 2, wp - 2
+        y = zero_ring(ring_like(n, 2 * h, 2 * w, c, x.dtype))
+        inside = interior(x)
+        for dy in (0, 1):
+            for dx in (0, 1):
+                y[:, 1 + dy : 2 * h + 1 : 2, 1 + dx : 2 * w + 1 : 2] = inside
+        return (y,)
 
     def backward(self, indexes: tuple, grad_outputs: tuple) -> tuple:
         g = grad_outputs[0].array
-        c, w2, h2, n = g.shape
-        # the two columns of each pair first (contiguous H*N runs), then the two rows: a fixed
-        # order of additions, and no reduction over a strided axis
-        cols = g.reshape(c, w2 // 2, 2, h2 * n)
-        s = (cols[:, :, 0] + cols[:, :, 1]).reshape(c, w2 // 2, h2 // 2, 2, n)
-        return (chainer.Variable(s[:, :, :, 0] + s[:, :, :, 1]),)
+        n, hp, wp, c = g.shape
+        h, w = (hp - 2) // 2, (wp - 2) // 2
+        gx = zero_ring(ring_like(n, h, w, c, g.dtype))
+        inside = interior(gx)
+        # the four copies of each cell, added in a fixed order
+        np.add(g[:, 1 : 2 * h + 1 : 2, 1 : 2 * w + 1 : 2], g[:, 1 : 2 * h + 1 : 2, 2::2], inside)
+        inside += g[:, 2::2, 1 : 2 * w + 1 : 2]
+        inside += g[:, 2::2, 2::2]
+        return (chainer.Variable(gx),)
 
 
-def upsample_2x(x: chainer.Variable | np.ndarray, layout: str = "NCHW") -> chainer.Variable:
-    """Nearest-neighbour 2x upsampling (`F.repeat` by 2 along both spatial axes)."""
-    _check_layout(layout)
-    if layout == "NCHW":
-        return from_cwhn(Upsample2xCWHN().apply((to_cwhn(x),))[0])
-    return Upsample2xCWHN().apply((x,))[0]
+def upsample_2x_ring(x: chainer.Variable) -> chainer.Variable:
+    """Nearest-neighbour 2x upsampling of a ring-layout map."""
+    return Upsample2xRing().apply((x,))[0]
