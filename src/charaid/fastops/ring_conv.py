@@ -212,9 +212,7 @@ class Conv1x1Ring(function_node.FunctionNode):
         return tuple(out)
 
 
-def convolution_ring(
-    x: chainer.Variable, w: chainer.Variable, stride: int = 1
-) -> chainer.Variable:
+def convolution_ring(x: chainer.Variable, w: chainer.Variable, stride: int = 1) -> chainer.Variable:
     """A bias-free convolution of a ring-layout map by Chainer's W (O, C, k, k): 3x3 (pad 1) at
     stride 1 or 2, or 1x1 at stride 1."""
     k = w.shape[2]
@@ -225,5 +223,7 @@ def convolution_ring(
     elif (k, stride) == (1, 1):
         node = Conv1x1Ring()
     else:
-        raise ValueError(f"ring convolutions are 3x3 at stride 1 or 2, or 1x1: got {k}x{k} / {stride}")
+        raise ValueError(
+            f"ring convolutions are 3x3 at stride 1 or 2, or 1x1: got {k}x{k} at stride {stride}"
+        )
     return node.apply((x, w))[0]
