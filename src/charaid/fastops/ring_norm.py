@@ -54,7 +54,7 @@ class BatchNormReLURing(function_node.FunctionNode):
 
     The statistics take one pass over x: sums of x - pivot and of its square, `pivot` a guess
     of each channel's mean (the link's running mean), so the variance does not cancel in
-    float32 (a second pass about the exact mean cost a sixth of the op). The backward reads
+    float32 without a second pass about the exact mean. The backward reads
     relu's mask off x (a * x + b > 0, with the forward's own float32 a and b), not off the
     output: two maps to read per pass instead of three."""
 
@@ -64,8 +64,8 @@ class BatchNormReLURing(function_node.FunctionNode):
     def forward(self, inputs: tuple) -> tuple:
         x, gamma, beta = inputs
         m = _rows(x) * (x.shape[2] - 2)
-        pivot = np.zeros(x.shape[-1], x.dtype) if self.pivot is None else self.pivot
-        pivot = pivot.astype(x.dtype)
+        pivot = np.zeros(x.shape[-1]) if self.pivot is None else self.pivot
+        pivot = pivot.astype(x.dtype)  # the sums' own rounding of it, added back to the mean
         d, dd = _summed(fastkernels.ring_sums, x, *_tiled(x, pivot))
         self.mean = pivot.astype(np.float64) + d / m
         self.var = np.maximum(dd / m - (d / m) ** 2, 0.0)
@@ -88,9 +88,8 @@ class BatchNormReLURing(function_node.FunctionNode):
         k = gamma * inv
         # gx = k*g - k*mean(g) - k*inv^2*mean(g*(x-mean))*(x - mean), one multiply-add each
         kx = k * inv * inv * sgx / m
-        k_g, k_x, k_0 = (v.astype(gy.dtype) for v in (k, kx, -k * sg / m + kx * self.mean))
+        k_g, k_x, k_0 = _tiled(x, k, kx, -k * sg / m + kx * self.mean)
         gx = zero_ring(aligned_empty(gy.shape, gy.dtype))
-        k_g, k_x, k_0 = _tiled(x, k_g, k_x, k_0)
         _split(
             lambda lo, hi: fastkernels.ring_bn_relu_gx(gy, x, a, b, k_g, k_x, k_0, lo, hi, gx),
             _rows(x),
@@ -124,5 +123,4 @@ def batch_normalization_relu_ring(
         mask = zero_ring(np.ones(x.shape[:3] + (1,), x.dtype))
         return h * np.broadcast_to(mask, x.shape)
     xa = x.array if isinstance(x, chainer.Variable) else x
-    a, b = scale.astype(xa.dtype), shift.astype(xa.dtype)
-    return chainer.Variable(_scale_shift_relu(xa, a, b), requires_grad=False)
+    return chainer.Variable(_scale_shift_relu(xa, scale, shift), requires_grad=False)
