@@ -38,8 +38,7 @@ ALIGN = 64  # bytes: a cache line, and an AVX-512 register
 
 def aligned_empty(shape: tuple, dtype=np.float32) -> np.ndarray:
     """np.empty starting on a cache line. numpy aligns to 16 bytes only, so BLAS's loads and
-    stores of a map's rows straddled cache lines or not depending on where malloc put it: the
-    same detector step took 115 or 165 ms from one process to the next."""
+    stores of a map's rows would straddle cache lines or not depending on where malloc put it."""
     dtype = np.dtype(dtype)
     size = int(np.prod(shape))
     buf = np.empty(size + ALIGN // dtype.itemsize, dtype)

@@ -56,14 +56,14 @@ class BatchNormReLURing(function_node.FunctionNode):
     of each channel's mean (the link's running mean), so the variance does not cancel in
     float32 without a second pass about the exact mean. The backward reads
     relu's mask off x (a * x + b > 0, with the forward's own float32 a and b), not off the
-    output: two maps to read per pass instead of three."""
+    output: two maps to read per pass instead of three. `m` is the number of inside cells."""
 
     def __init__(self, eps: float, pivot: np.ndarray | None = None) -> None:
         self.eps, self.pivot = eps, pivot
 
     def forward(self, inputs: tuple) -> tuple:
         x, gamma, beta = inputs
-        m = _rows(x) * (x.shape[2] - 2)
+        self.m = m = _rows(x) * (x.shape[2] - 2)
         pivot = np.zeros(x.shape[-1]) if self.pivot is None else self.pivot
         pivot = pivot.astype(x.dtype)  # the sums' own rounding of it, added back to the mean
         d, dd = _summed(fastkernels.ring_sums, x, *_tiled(x, pivot))
@@ -78,7 +78,7 @@ class BatchNormReLURing(function_node.FunctionNode):
     def backward(self, indexes: tuple, grad_outputs: tuple) -> tuple:
         x, gamma = (v.array for v in self.get_retained_inputs())
         gy = grad_outputs[0].array
-        m = _rows(x) * (x.shape[2] - 2)
+        m = self.m
         mean = self.mean.astype(x.dtype)
         a, b, mean_t = _tiled(x, self.a, self.b, mean)
         sg, sgx = _summed(fastkernels.ring_bn_relu_sums, gy, x, a, b, mean_t)
@@ -106,8 +106,7 @@ def batch_normalization_relu_ring(
     if chainer.config.train:
         node = BatchNormReLURing(bn.eps, bn.avg_mean)
         (y,) = node.apply((x, bn.gamma, bn.beta))
-        n, hp, wp, _ = x.shape
-        m = n * (hp - 2) * (wp - 2)
+        m = node.m
         bn.avg_mean *= bn.decay
         bn.avg_mean += ((1 - bn.decay) * node.mean).astype(bn.avg_mean.dtype)
         bn.avg_var *= bn.decay
