@@ -296,7 +296,7 @@ def model_outputs(model_dir: Path, crops: np.ndarray, predict: PredictParams | N
 
     rec = Recognizer.from_params(model_dir, predict) if predict else Recognizer(model_dir)
     probs, scores = rec.probabilities(crops, scores=True)
-    feats = features_of(rec.model, to_input(resize_crops(crops, rec.input_size)))
+    feats = features_of(rec.model, to_input(resize_crops(crops, rec.input_size)), mirror=rec.mirror)
     return rec, probs, scores, feats
 
 

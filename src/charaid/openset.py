@@ -54,14 +54,20 @@ def knn_similarity(
     return out
 
 
-def features_of(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    """The model's feature vectors (inference mode) for float32 (N, 3, S, S) inputs."""
+def features_of(model, x: np.ndarray, batch: int = 256, mirror: bool = False) -> np.ndarray:
+    """The model's feature vectors (inference mode) for float32 (N, 3, S, S) inputs; with
+    `mirror`, the mean of each input's and its mirror image's (a model trained on mirrored
+    crops: two views of a face name it more surely than one, and the gallery must match)."""
     import chainer
 
     out = []
     with chainer.using_config("train", False), chainer.no_backprop_mode():
         for i in range(0, len(x), batch):
-            out.append(model.features(x[i : i + batch]).array)
+            chunk = x[i : i + batch]
+            h = model.features(chunk).array
+            if mirror:
+                h = (h + model.features(np.ascontiguousarray(chunk[..., ::-1])).array) / 2
+            out.append(h)
     return np.concatenate(out) if out else np.zeros((0, 1), np.float32)
 
 

@@ -18,7 +18,7 @@ from charaid.boxes import Box, Detection, Detector, square_crop
 from charaid.config import Params, PredictParams
 from charaid.errors import CharaidError
 from charaid.models import build_model, resize_crops, to_input
-from charaid.openset import GALLERY, Gallery, K
+from charaid.openset import GALLERY, Gallery, K, features_of
 from charaid.visualize import UNKNOWN
 
 DETECT_MAX_SIDE = 1920  # pixels; larger pictures are searched for faces at this size
@@ -68,6 +68,8 @@ class Recognizer:
         except (KeyError, ValueError, OSError, EOFError) as exc:
             raise CharaidError(f"{npz_path}: does not match model.json ({exc})") from None
         self.one_vs_rest: str = self.meta.get("one_vs_rest", "")
+        # trained on mirrored crops (train.augment): named from the mean of both views
+        self.mirror: bool = bool(self.meta.get("mirror", False))
         self.method = unknown_method
         self.gallery = (
             Gallery(model_dir / GALLERY, unknown_quantile, unknown_k)
@@ -91,11 +93,11 @@ class Recognizer:
         crops = resize_crops(crops, self.input_size) if len(crops) else crops
         out = [np.zeros((0, len(self.classes)), np.float32)]
         feats = []
-        with chainer.using_config("train", False), chainer.no_backprop_mode():
-            for i in range(0, len(crops), batch):
-                h = self.model.features(to_input(crops[i : i + batch]))
+        for i in range(0, len(crops), batch):
+            h = features_of(self.model, to_input(crops[i : i + batch]), batch, self.mirror)
+            with chainer.using_config("train", False), chainer.no_backprop_mode():
                 out.append(F.softmax(self.model.head(h)).array)
-                feats.append(h.array)
+            feats.append(h)
         probs = np.concatenate(out)
         if not scores:
             return probs

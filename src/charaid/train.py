@@ -187,9 +187,11 @@ def train(
         "input_size": int(images.shape[1]),
         "fast": params.fast,
         "one_vs_rest": params.one_vs_rest,
+        "mirror": params.augment,  # augmentation mirrors: inference averages both views
     }
     write_json(model_dir / "model.json", meta)
-    save_gallery(model_dir / GALLERY, features_of(model, x_train))  # open-set scoring
+    gallery = features_of(model, x_train, mirror=params.augment)  # open-set scoring
+    save_gallery(model_dir / GALLERY, gallery)
     for key in ("loss", "accuracy"):
         shutil.copyfile(out_dir / f"{key}.png", metrics_dir / f"train_{key}.png")
     shutil.rmtree(run_dir, ignore_errors=True)
