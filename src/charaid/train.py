@@ -190,8 +190,9 @@ def train(
         "mirror": params.augment,  # augmentation mirrors: inference averages both views
     }
     write_json(model_dir / "model.json", meta)
-    gallery = features_of(model, x_train, mirror=params.augment)  # open-set scoring
-    save_gallery(model_dir / GALLERY, gallery)
+    # open-set scoring: the training faces, and the held-out ones its threshold comes from
+    gallery = features_of(model, x_train, mirror=params.augment)
+    save_gallery(model_dir / GALLERY, gallery, features_of(model, x_test, mirror=params.augment))
     for key in ("loss", "accuracy"):
         shutil.copyfile(out_dir / f"{key}.png", metrics_dir / f"train_{key}.png")
     shutil.rmtree(run_dir, ignore_errors=True)

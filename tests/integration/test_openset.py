@@ -1,7 +1,8 @@
-"""Open-set rejection: kNN feature similarity with a threshold calibrated on training faces."""
+"""Open-set rejection: kNN feature similarity with a threshold calibrated on known faces."""
 
 import dataclasses
 
+import chainer
 import cv2
 import numpy as np
 import pytest
@@ -10,7 +11,15 @@ from charaid.dataset import load_dataset
 from charaid.errors import CharaidError
 from charaid.evaluate import evaluate
 from charaid.frames import read_index
-from charaid.openset import GALLERY, Gallery, knn_similarity, normalize, save_gallery
+from charaid.openset import (
+    GALLERY,
+    MIN_HELD_OUT,
+    Gallery,
+    features_of,
+    knn_similarity,
+    normalize,
+    save_gallery,
+)
 from charaid.predict import Recognizer
 from tests.helpers import section_with
 
@@ -36,6 +45,39 @@ def test_gallery_threshold_is_the_quantile_of_training_scores(tmp_path):
         assert np.mean(train_scores < gal.threshold) == pytest.approx(q, abs=0.01)
     with pytest.raises(CharaidError, match="predict.unknown_method: softmax"):
         Gallery(tmp_path / "none.npz", 0.02)
+
+
+def test_gallery_calibrates_on_held_out_faces_when_it_has_enough(tmp_path):
+    """A network fits its training faces tightly: the cast's new faces score lower than the
+    training faces score among themselves, so the threshold comes from held-out faces."""
+    rng = np.random.default_rng(0)
+    centres = normalize(rng.standard_normal((4, 16)).astype(np.float32))
+    train = np.repeat(centres, 50, axis=0) + 0.05 * rng.standard_normal((200, 16))
+    new = np.repeat(centres, 25, axis=0) + 0.4 * rng.standard_normal((100, 16))
+    save_gallery(tmp_path / GALLERY, train.astype(np.float32), new.astype(np.float32))
+    gal = Gallery(tmp_path / GALLERY, 0.1)
+    assert gal.calibrated_on == "held-out faces" and len(gal.train_scores) == 100
+    new_scores = gal.scores(new.astype(np.float32))
+    assert np.mean(new_scores < gal.threshold) == pytest.approx(0.1, abs=0.011)
+    save_gallery(tmp_path / GALLERY, train.astype(np.float32))  # none held out: the old rule
+    tight = Gallery(tmp_path / GALLERY, 0.1)
+    assert tight.calibrated_on == "training faces" and tight.threshold > gal.threshold
+    assert np.mean(new_scores < tight.threshold) > 0.5  # most new faces would be "unknown"
+    save_gallery(tmp_path / GALLERY, train.astype(np.float32), new[: MIN_HELD_OUT - 1])
+    assert Gallery(tmp_path / GALLERY, 0.1).calibrated_on == "training faces"
+
+
+def test_features_of_a_mirrored_model_average_both_views():
+    class Probe:  # features that see left from right: the mean of both views is symmetric
+        def features(self, x):
+            return chainer.Variable(x[:, 0, 0, :].copy())
+
+    x = np.arange(2 * 3 * 2 * 4, dtype=np.float32).reshape(2, 3, 2, 4)
+    plain = features_of(Probe(), x)
+    both = features_of(Probe(), x, mirror=True)
+    assert not np.allclose(plain, plain[:, ::-1])
+    np.testing.assert_allclose(both, (plain + plain[:, ::-1]) / 2)
+    np.testing.assert_allclose(both, both[:, ::-1])
 
 
 def test_gallery_of_one_face_is_refused_with_one_line(tmp_path):
