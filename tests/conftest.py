@@ -10,7 +10,7 @@ import pytest
 # before tests.helpers imports numpy: charaid picks OpenBLAS's kernels for this CPU when numpy
 # has not loaded them yet (else the suite runs the generic ones, and says so)
 import charaid  # noqa: F401
-from tests.helpers import ROOT, DemoModel, build_demo_model, make_crops, section_with
+from tests.helpers import ROOT, SEED_CNN, DemoModel, build_demo_model, make_crops, section_with
 
 LAYERS = ("unit", "integration", "e2e")
 
@@ -49,9 +49,7 @@ def trained(tmp_path_factory) -> tuple[Path, dict]:
     build_dataset(label_params, 50, tmp, tmp / "dataset")
     rows = load_dataset(tmp / "dataset")[1]
     write_split(split_rows(rows, 4, 0), tmp / "split")
-    params = section_with(
-        "train", model="seed_cnn", seed=0, epochs=4, batch_size=10, lr=0.002, fast=True
-    )
+    params = section_with("train", **SEED_CNN, seed=0, epochs=4, batch_size=10, lr=0.002, fast=True)
     (tmp / "models").mkdir()
     (tmp / "metrics").mkdir()
     result = train(

@@ -14,7 +14,7 @@ from charaid.cli import main
 from charaid.detect_faces import crop_file, crop_key, load_crops
 from charaid.errors import CharaidError
 from charaid.label_helper import auto_clusters, quality, suggest
-from tests.helpers import section_with
+from tests.helpers import SEED_CNN, section_with
 
 COLORS = {"Akari": (0, 0, 255), "Sora": (255, 0, 0), "Mio": (0, 200, 0)}
 
@@ -191,7 +191,7 @@ def tiny_model(tmp_path_factory):
     build_dataset(params, 50, root, root / "dataset")
     write_split(split_rows(load_dataset(root / "dataset")[1], 2, 0), root / "split")
     train_params = section_with(
-        "train", model="seed_cnn", seed=0, epochs=4, batch_size=8, lr=0.003, fast=True
+        "train", **SEED_CNN, seed=0, epochs=4, batch_size=8, lr=0.003, fast=True
     )
     for d in ("models", "metrics"):
         (root / d).mkdir()

@@ -11,6 +11,8 @@ from charaid.augment import AugmentedDataset, augment
 from charaid.errors import CharaidError
 from charaid.evaluate import evaluate
 from charaid.models import VGG16Net, build_model, classes_for, resize_crops
+from charaid.openset import GALLERY
+from charaid.predict import Recognizer
 from charaid.train import train
 from tests.helpers import CLASSES, make_crops, section_with, softmax_at
 
@@ -122,6 +124,11 @@ def test_bn_cnn_with_augmentation_at_another_input_size(crops_dataset, tmp_path)
     result, meta = run_train(crops_dataset, tmp_path, model="bn_cnn", input_size=32, augment=True,
                              epochs=6, lr=0.01)  # fmt: skip
     assert meta["input_size"] == 32 and meta["model"] == "bn_cnn"
+    assert meta["mirror"] is True  # trained on mirror images: named from both views
+    assert Recognizer(tmp_path / "models").mirror
+    test_rows = (crops_dataset / "split" / "test.csv").read_text().splitlines()[1:]
+    with np.load(tmp_path / "models" / GALLERY) as gallery:  # the threshold's held-out faces
+        assert len(gallery["held_out"]) == len(test_rows)
     metrics = evaluate(crops_dataset / "dataset", crops_dataset / "split", tmp_path / "models",
                        tmp_path / "metrics", softmax_at(0.5), "other")  # fmt: skip
     assert metrics["accuracy"] >= 0.9  # the 50 px dataset crops are resized for the model

@@ -9,7 +9,7 @@ from charaid import train as train_module
 from charaid.dataset import load_dataset
 from charaid.labels import build_dataset
 from charaid.split import split_rows, write_split
-from tests.helpers import make_crops, section_with
+from tests.helpers import SEED_CNN, make_crops, section_with
 
 pytestmark = pytest.mark.slow  # four tiny trainings
 
@@ -41,13 +41,12 @@ def run(data, out, params):
 def test_resumed_training_equals_uninterrupted(data, tmp_path, monkeypatch, capsys, augment):
     params = section_with(
         "train",
-        model="seed_cnn",
+        **{**SEED_CNN, "augment": augment},
         seed=3,
         epochs=3,
         batch_size=7,  # not a divisor of the training set: epochs end mid-batch
         lr=0.002,
         fast=True,
-        augment=augment,
     )
     clean = run(data, tmp_path / "clean", params)
 
