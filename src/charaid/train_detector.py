@@ -231,17 +231,28 @@ def validation_epochs(epochs: int, steps_per_epoch: int) -> triggers.ManualSched
     return triggers.ManualScheduleTrigger(points, "epoch")
 
 
+def patches_per_epoch(params: TrainDetectorParams, pictures: int) -> int:
+    """`samples_per_epoch`, or with 0 one patch per training picture; with annotated `scenes`
+    (real art) at least enough that training sees REAL_ART_PATCHES in all, however few the
+    pictures (the demo's drawn cast needs fewer)."""
+    if params.samples_per_epoch:
+        return params.samples_per_epoch
+    if params.scenes:
+        return max(pictures, -(-REAL_ART_PATCHES // params.epochs))
+    return pictures
+
+
 def short_training_note(params: TrainDetectorParams, samples: int) -> str | None:
     """A line saying so when a detector for annotated scenes (`scenes`, real art) trains on
-    fewer patches than REAL_ART_PATCHES; None otherwise (the demo's drawn cast needs fewer)."""
+    fewer patches than REAL_ART_PATCHES; None otherwise."""
     total = samples * params.epochs
     if not params.scenes or total >= REAL_ART_PATCHES:
         return None
     return (
         f"train_detector: {total:,} training patches in all ({params.epochs} epochs of"
         f" {samples}); a detector for real art wants about {REAL_ART_PATCHES:,} whatever the"
-        " number of pictures: set train_detector.samples_per_epoch: 1000 and epochs: 30"
-        " (about 10 minutes on 2 cores)"
+        " number of pictures: set train_detector.samples_per_epoch: 0 (enough, automatically)"
+        f" or {-(-REAL_ART_PATCHES // params.epochs):,} (about 10 minutes on 2 cores)"
     )
 
 
@@ -351,7 +362,7 @@ def train_detector(
     model = DetectorLoss(net)
     optimizer = fastops.FastAdam(alpha=params.lr)
     optimizer.setup(model)
-    samples = params.samples_per_epoch or len(train_scenes)
+    samples = patches_per_epoch(params, len(train_scenes))
     if note := short_training_note(params, samples):
         print(note)
     data = Patches(train_scenes, draw, params.seed, samples, params.epochs, crops)

@@ -341,14 +341,20 @@ def test_a_short_training_run_lowers_the_loss_and_is_reproducible(tmp_path):
     assert isinstance(detector.detect(cv2.imread(str(folder / "0.png"))), list)
 
 
-def test_a_short_training_on_annotated_scenes_says_how_long_real_art_wants():
-    from charaid.train_detector import REAL_ART_PATCHES, short_training_note
+def test_annotated_scenes_train_on_enough_patches_however_few_the_pictures():
+    from charaid.train_detector import REAL_ART_PATCHES, patches_per_epoch, short_training_note
 
-    scenes = dataclasses.replace(TINY, scenes=("my_scenes",), epochs=30)
-    note = short_training_note(scenes, 200)  # 200 pictures, one patch each per epoch
-    assert "6,000 training patches" in note and "samples_per_epoch: 1000" in note
+    scenes = dataclasses.replace(TINY, scenes=("my_scenes",), epochs=30, samples_per_epoch=0)
+    assert patches_per_epoch(scenes, 200) * 30 == REAL_ART_PATCHES  # raised: 1,000 an epoch
+    assert patches_per_epoch(scenes, 2500) == 2500  # one per picture is already enough
+    assert patches_per_epoch(dataclasses.replace(scenes, epochs=24), 200) == 1250
+    demo = dataclasses.replace(scenes, scenes=())
+    assert patches_per_epoch(demo, 200) == 200  # the drawn cast: one per picture
+    assert patches_per_epoch(dataclasses.replace(scenes, samples_per_epoch=64), 200) == 64
+    note = short_training_note(scenes, 200)  # set by hand: 200 patches an epoch
+    assert "6,000 training patches" in note and "samples_per_epoch: 0" in note
     assert short_training_note(scenes, REAL_ART_PATCHES // 30) is None
-    assert short_training_note(dataclasses.replace(scenes, scenes=()), 200) is None  # the demo
+    assert short_training_note(demo, 200) is None
 
 
 def test_nothing_to_learn_from_leaves_a_folder_that_says_what_to_set(tmp_path):
