@@ -46,7 +46,7 @@ SIZE = {
     "train_detector": TINY["train_detector"],
     "detect_faces": {"extra_scale": TINY["detect_faces"]["extra_scale"]},  # speed, as TINY's
     "split": {"test_per_class": 0.25},  # a fraction: the tiny show has a few dozen crops a class
-    "train": {"epochs": 8, "batch_size": 10},
+    "train": {"epochs": 20, "batch_size": 10},
     "annotate_samples": {"count": 2},
 }
 # The user's show: three characters and some passers-by in two short episodes. Another seed

@@ -52,14 +52,21 @@ def test_crops_are_one_array_file_per_video_and_read_back_by_key(drawn):
     # one file per video (pictures form the video "images"), no file per crop
     assert sorted(p.name for p in (faces / "crops").iterdir()) == ["images.npz"]
     crops = load_crops(faces, rows)
-    assert crops.shape == (len(rows), 50, 50, 3) and crops.dtype == np.uint8
+    params = animeface_params()
+    side = params.crop_size
+    assert crops.shape == (len(rows), side, side, 3) and crops.dtype == np.uint8
     frames = {r["frame"]: r["path"] for r in read_index(root / "frames" / "index.csv")}
     for row, crop in zip(rows, crops, strict=True):
         # each crop is exactly what its box cuts from its frame
         frame = cv2.imread(str(root / "frames" / frames[row["frame"]]))
         box = tuple(float(row[k]) for k in "xywh")
-        expected, (cx, cy, side, _) = square_crop(frame, box, 0.2, 50)
-        assert (cx, cy, side) == (int(row["crop_x"]), int(row["crop_y"]), int(row["crop_side"]))
+        cut = (int(row["crop_x"]), int(row["crop_y"]), int(row["crop_side"]))
+        # the crop box grows the face box by the margin (which is stored to 0.1 px: one pixel
+        # of rounding either way) ...
+        grown = square_crop(frame, box, params.margin, side)[1]
+        assert all(abs(a - b) <= 1 for a, b in zip(grown[:3], cut, strict=True)), (grown, cut)
+        # ... and the crop is exactly what that crop box cuts
+        expected = square_crop(frame, (*cut, cut[2]), 0.0, side)[0]
         assert np.abs(crop.astype(int) - expected.astype(int)).max() <= 1
     # any subset, any order
     assert np.array_equal(load_crops(faces, rows[::-1][:2]), crops[::-1][:2])
@@ -115,7 +122,8 @@ def test_lbp_stage_finds_real_faces_in_sakurasou(tmp_path):
     rows = read_index(tmp_path / "faces" / "index.csv")
     assert summary["faces"] == len(rows) >= 3
     crops = load_crops(tmp_path / "faces", rows)
-    assert crops.shape == (len(rows), 50, 50, 3)
+    side = lbp_params().crop_size
+    assert crops.shape == (len(rows), side, side, 3)
     for row in rows:
         # traceable: the frame it came from exists and holds the box
         frame = cv2.imread(str(tmp_path / "frames" / row["video"] / f"{int(row['frame']):06d}.jpg"))

@@ -166,7 +166,8 @@ def test_label_stage_from_scenes(tmp_path, sample_params):
     result = run_stage("label", tmp_path)
     assert result.returncode == 0, result.stderr
     assert "label: 5 faces" in result.stdout and "0 cut at a detection" in result.stdout
-    assert load_dataset(tmp_path / "data" / "dataset")[0].shape == (5, 50, 50, 3)
+    side = sample_params["detect_faces"]["crop_size"]  # the stage cuts at params.yaml's size
+    assert load_dataset(tmp_path / "data" / "dataset")[0].shape == (5, side, side, 3)
     (tmp_path / "scenes" / "classes.txt").write_text("Dee\nDex Dexter\nunknown\n")
     shutil.rmtree(tmp_path / "data")
     assert_one_line_error(run_stage("label", tmp_path), "classes.txt: class name 'Dex Dexter'")
