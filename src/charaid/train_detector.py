@@ -231,6 +231,11 @@ def validation_epochs(epochs: int, steps_per_epoch: int) -> triggers.ManualSched
     return triggers.ManualScheduleTrigger(points, "epoch")
 
 
+def real_art_per_epoch(epochs: int) -> int:
+    """Patches an epoch for REAL_ART_PATCHES in all."""
+    return -(-REAL_ART_PATCHES // epochs)
+
+
 def patches_per_epoch(params: TrainDetectorParams, pictures: int) -> int:
     """`samples_per_epoch`, or with 0 one patch per training picture; with annotated `scenes`
     (real art) at least enough that training sees REAL_ART_PATCHES in all, however few the
@@ -238,7 +243,7 @@ def patches_per_epoch(params: TrainDetectorParams, pictures: int) -> int:
     if params.samples_per_epoch:
         return params.samples_per_epoch
     if params.scenes:
-        return max(pictures, -(-REAL_ART_PATCHES // params.epochs))
+        return max(pictures, real_art_per_epoch(params.epochs))
     return pictures
 
 
@@ -252,7 +257,7 @@ def short_training_note(params: TrainDetectorParams, samples: int) -> str | None
         f"train_detector: {total:,} training patches in all ({params.epochs} epochs of"
         f" {samples}); a detector for real art wants about {REAL_ART_PATCHES:,} whatever the"
         " number of pictures: set train_detector.samples_per_epoch: 0 (enough, automatically)"
-        f" or {-(-REAL_ART_PATCHES // params.epochs):,} (about 10 minutes on 2 cores)"
+        f" or {real_art_per_epoch(params.epochs):,} (about 10 minutes on 2 cores)"
     )
 
 
