@@ -85,7 +85,7 @@ class BNCNN(chainer.Chain):
     """
 
     def __init__(
-        self, n_classes: int, widths: tuple[int, ...] = (24, 48, 96, 192), fast: bool = True
+        self, n_classes: int, widths: tuple[int, ...] = (24, 48, 96, 192, 384), fast: bool = True
     ) -> None:
         super().__init__()
         self.n_stages = len(widths)
