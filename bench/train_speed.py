@@ -40,19 +40,19 @@ PEAK_GFLOPS = 400.0  # float32 limit of the reference 2-core machine (issue 18)
 BAR = 1.0  # required ours/torch ratio, every model and phase
 MODELS = ("seed_cnn", "bn_cnn", "detector")
 PHASES = ("train", "infer")
-IMPLS = ("raw", "fast_generic", "fast", "torch")
+IMPLS = ("raw", "fast_openblas", "fast", "torch")
 EXTRAS = ("raw_malloc", "fast_nomalloc")  # --pieces: each change on its own
 LABELS = {
     "raw": "chainer raw",
     "raw_malloc": "raw + malloc",
     "fast_nomalloc": "fastops - malloc",
-    "fast_generic": "fastops generic",
+    "fast_openblas": "fastops openblas",
     "fast": "chainer fastops",
     "torch": "pytorch",
 }
-# the generic row: OpenBLAS's SSE3 fallback, what numpy's OpenBLAS 0.3.23 picks on CPUs newer
-# than it unless charaid.blas_core chooses (a user-set OPENBLAS_CORETYPE wins there too)
-GENERIC_BLAS = "Prescott"
+# the old backend's row: the same kernels on numpy's OpenBLAS (its CPU's own kernels, as
+# charaid.blas_core picks them) instead of MKL
+OLD_BLAS = "openblas"
 MARK = "@@"  # prefix of protocol lines on a worker's stdout (anything else is ignored)
 
 
@@ -247,6 +247,7 @@ class ChainerWorker:
         from threadpoolctl import threadpool_info
 
         from charaid import fastops
+        from charaid.fastops.blas import blas_name
 
         info = {"chainer": chainer.__version__, "numpy": np.__version__, "malloc_tuned": self.tuned}
         # OpenBLAS's kernels (charaid.blas_core picks them for the CPU when charaid is imported)
@@ -255,6 +256,7 @@ class ChainerWorker:
         ]
         if self.fast:  # fastops splits its kernels over this many threads (BLAS then uses 1)
             info["threads"] = fastops.get_num_threads()
+            info["gemm"] = blas_name()  # the BLAS fastops' GEMMs run on (mkl | openblas)
         # after the warm-up: SeedCNN's fc3 gets its size from the first batch
         info["params"] = int(sum(p.size for p in self.net.params()))
         return info
@@ -356,7 +358,7 @@ def run_worker(args: argparse.Namespace) -> None:
         worker: ChainerWorker | TorchWorker = TorchWorker(spec, args.torch_threads)
     else:
         fast = args.worker.startswith("fast")
-        tune = args.worker in ("fast", "fast_generic", "raw_malloc")
+        tune = args.worker in ("fast", "fast_openblas", "raw_malloc")
         worker = ChainerWorker(spec, fast=fast, tune=tune)
     base = _maxrss_mib()
     worker.train(args.warmup)
@@ -380,8 +382,8 @@ class Worker:
     def __init__(self, model: str, impl: str, args: argparse.Namespace) -> None:
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", impl, "--models", model]
         env = dict(os.environ)
-        if impl == "fast_generic":
-            env["OPENBLAS_CORETYPE"] = GENERIC_BLAS
+        if impl == "fast_openblas":
+            env["CHARAID_BLAS"] = OLD_BLAS
         self.proc = subprocess.Popen(
             cmd + _forward_args(args),
             stdin=subprocess.PIPE,
@@ -427,7 +429,7 @@ def implementations(model: str, args: argparse.Namespace, torch: bool) -> list[s
     impls = ["raw"] if model in args.raw else []
     if args.pieces:
         impls += list(EXTRAS)
-    return impls + ["fast_generic", "fast"] + (["torch"] if torch else [])
+    return impls + ["fast_openblas", "fast"] + (["torch"] if torch else [])
 
 
 def check_twins(model: str, spec: Spec, res: dict) -> None:
@@ -556,12 +558,12 @@ def print_report(
     share = ", ".join(f"{m} {p} {s['ours_fraction_of_peak']:.3f}" for (m, p), s in summary.items())
     print(f"ours, share of the machine's {PEAK_GFLOPS:.0f} GFLOP/s: {share}")
     gains = ", ".join(
-        f"{m} {p} {med[m]['fast'][p] / med[m]['fast_generic'][p]:.2f}x"
+        f"{m} {p} {med[m]['fast'][p] / med[m]['fast_openblas'][p]:.2f}x"
         for m, p in summary
-        if "fast_generic" in med[m]
+        if "fast_openblas" in med[m]
     )
     if gains:
-        print(f"ours vs the same kernels on OpenBLAS's generic ({GENERIC_BLAS}) ones: {gains}")
+        print(f"ours vs the same kernels on numpy's OpenBLAS (the old backend): {gains}")
     met = sum(1 for s in summary.values() if s["ratio"] is not None and s["ratio"] >= BAR)
     print(f"bar: ours/torch >= {BAR} for every model and phase; met by {met} of {len(summary)}")
     for (model, phase), s in summary.items():
@@ -606,6 +608,9 @@ def _fwd_bwd(forward: Any, inputs: list, reps: int) -> tuple[float, float]:
 
 def op_table(args: argparse.Namespace) -> None:
     """Per-layer forward/backward times at the model's shapes: Chainer's functions vs fastops."""
+    import charaid  # noqa: F401  (first: it picks OpenBLAS's kernels before numpy loads them)
+
+    # isort: split
     import chainer
     import chainer.functions as F
     import numpy as np

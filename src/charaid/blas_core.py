@@ -22,6 +22,10 @@ import warnings
 from pathlib import Path
 
 ENV = "OPENBLAS_CORETYPE"
+# which BLAS charaid's kernels run their GEMMs on (charaid.fastops.blas): unset = MKL where
+# installed, else numpy's OpenBLAS
+BLAS_ENV = "CHARAID_BLAS"
+BLAS_CHOICES = ("mkl", "openblas")
 
 # (OpenBLAS core name, the CPU flags its SGEMM kernels need), the fastest first; every x86-64
 # OpenBLAS build with DYNAMIC_ARCH (numpy's wheels) has these two.
@@ -92,3 +96,16 @@ def warn_if_loaded_generic(environ: dict | os._Environ = os.environ) -> None:
             RuntimeWarning,
             stacklevel=3,
         )
+
+
+def blas_choice() -> str:
+    """The BLAS CHARAID_BLAS asks for ('' = the default: MKL where installed); a CharaidError
+    for anything else."""
+    choice = os.environ.get(BLAS_ENV, "").strip().lower()
+    if choice and choice not in BLAS_CHOICES:
+        from charaid.errors import CharaidError
+
+        raise CharaidError(
+            f"{BLAS_ENV}={choice!r}: use one of {', '.join(BLAS_CHOICES)}, or leave it unset"
+        )
+    return choice

@@ -8,6 +8,7 @@ import select
 import sys
 from collections.abc import Callable
 
+from charaid.blas_core import blas_choice
 from charaid.errors import CharaidError
 
 HINTS = {
@@ -30,6 +31,7 @@ def run(main: Callable[[], object]) -> None:
     still tell that the output was cut short. A broken pipe that is not stdout's stays an error.
     """
     try:
+        blas_choice()  # a misspelt CHARAID_BLAS stops here, before any output
         main()
         if sys.stdout is not None:
             sys.stdout.flush()  # a closed pipe shows here, not as a warning at interpreter exit

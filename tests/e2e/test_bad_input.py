@@ -632,6 +632,12 @@ CASES: dict[str, Case] = {
     "file_size_limit_writing_dataset": Case(
         "label", lambda p: labeled(p, {"Mio": 40, "Yui": 40}), ("too large",), fsize_limit=100_000
     ),
+    "blas_unknown": Case(
+        "train",
+        lambda p: None,
+        ("CHARAID_BLAS='atlas'", "mkl, openblas"),
+        env={"CHARAID_BLAS": "atlas"},
+    ),
     # --- remote
     "remote_object_truncated": Case(
         "dvc", remote_with_truncated_object, ("blob.bin",), argv=("pull",)

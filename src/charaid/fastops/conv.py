@@ -20,6 +20,7 @@ import numpy as np
 from chainer import function_node
 
 from charaid import fastkernels
+from charaid.fastops.blas import matmul
 from charaid.fastops.layout import _check_layout, _needs_grad, _out_len, _pair, from_cwhn, to_cwhn
 from charaid.fastops.pool import _max_pool, _unmax_pool
 from charaid.fastops.threads import _by_channel, _split, get_num_threads
@@ -125,7 +126,7 @@ def _conv_gemm(
         buf = _patch_buffer(x, k, stride, pad, bounds, ho)
         for a, b in zip(bounds[lo:hi], bounds[lo + 1 : hi + 1], strict=True):
             col = _patches(x, k, stride, pad, ho, a, b, buf)
-            np.matmul(wmat, col, out=y2[:, a * row : b * row])
+            matmul(wmat, col, y2[:, a * row : b * row])
 
     _split(work, len(bounds) - 1)
     return y
@@ -146,7 +147,7 @@ def _conv_gemm_weight(
         gw = np.zeros((o, kk), dtype=g2.dtype)
         for a, b in zip(bounds[lo:hi], bounds[lo + 1 : hi + 1], strict=True):
             col = _patches(x, k, stride, pad, ho, a, b, buf)
-            gw += g2[:, a * row : b * row] @ col.T
+            gw += matmul(g2[:, a * row : b * row], col.T)
         return gw
 
     parts = _split(work, len(bounds) - 1)
@@ -170,7 +171,7 @@ def _conv_gemm_input(
     if _pointwise(k, stride, pad):
         gx = np.empty(x_shape, dtype=g2.dtype)
         gx2 = gx.reshape(c, -1)
-        _split(lambda lo, hi: np.matmul(wt[lo:hi], g2, out=gx2[lo:hi]), c)
+        _split(lambda lo, hi: matmul(wt[lo:hi], g2, gx2[lo:hi]), c)
         return gx
     bounds = _chunks(wo, wmat.shape[1], row, g2.itemsize)
     step = _widest(bounds)
@@ -179,8 +180,8 @@ def _conv_gemm_input(
     def work(lo: int, hi: int) -> None:
         buf = np.empty(((hi - lo) * taps, step * row), dtype=g2.dtype)
         for a, b in zip(bounds, bounds[1:], strict=False):
-            gcol = np.matmul(
-                wt[lo * taps : hi * taps], g2[:, a * row : b * row], out=buf[:, : (b - a) * row]
+            gcol = matmul(
+                wt[lo * taps : hi * taps], g2[:, a * row : b * row], buf[:, : (b - a) * row]
             )
             fastkernels.col2im_add(
                 gcol.reshape(hi - lo, kw, kh, b - a, ho, n), gx[lo:hi], a * sx - pw, sx, sy, ph

@@ -13,6 +13,7 @@ import chainer.functions as F
 import numpy as np
 from chainer import function_node
 
+from charaid.fastops.blas import matmul
 from charaid.fastops.threads import _split
 
 
@@ -23,7 +24,7 @@ class LinearThreaded(function_node.FunctionNode):
     def forward(self, inputs: tuple) -> tuple:
         x, w = inputs[:2]
         self.retain_inputs((0, 1))
-        y = _gemm_split(lambda lo, hi: x @ w[lo:hi].T, w.shape[0], 1, x.size * w.shape[0])
+        y = _gemm_split(lambda lo, hi: matmul(x, w[lo:hi].T), w.shape[0], 1, x.size * w.shape[0])
         if len(inputs) == 3:
             y += inputs[2]
         return (y,)
@@ -34,10 +35,10 @@ class LinearThreaded(function_node.FunctionNode):
         flops = gy.size * x.shape[1]
         out = []
         if 0 in indexes:
-            gx = _gemm_split(lambda lo, hi: gy @ w[:, lo:hi], w.shape[1], 1, flops)
+            gx = _gemm_split(lambda lo, hi: matmul(gy, w[:, lo:hi]), w.shape[1], 1, flops)
             out.append(chainer.Variable(gx))
         if 1 in indexes:
-            gw = _gemm_split(lambda lo, hi: gy[:, lo:hi].T @ x, w.shape[0], 0, flops)
+            gw = _gemm_split(lambda lo, hi: matmul(gy[:, lo:hi].T, x), w.shape[0], 0, flops)
             out.append(chainer.Variable(gw))
         if 2 in indexes:
             out.append(chainer.Variable(gy.sum(axis=0)))
