@@ -7,7 +7,7 @@ import chainer
 import numpy as np
 import pytest
 
-from charaid.augment import AugmentedDataset, augment
+from charaid.augment import DRAWS, AugmentedDataset, augment, draws
 from charaid.errors import CharaidError
 from charaid.evaluate import evaluate
 from charaid.models import VGG16Net, build_model, classes_for, resize_crops
@@ -69,11 +69,39 @@ def test_vgg16_weights_errors_are_one_line(tmp_path):
         build_model("bn_cnn", 3, pretrained=tmp_path / "bad.npz")
 
 
-def test_augment_is_seeded_keeps_shape_and_range_and_varies():
+def _augment_in_numpy(x, u, shift=0.1):
+    """The augmentation spelled out in numpy: what the compiled pass must equal."""
+    c, h, w = x.shape
+    if u[0] < 0.5:
+        x = x[:, :, ::-1]
+    pad = max(1, int(round(shift * h)))
+    padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
+    dy, dx = (int(v * (2 * pad + 1)) for v in u[1:3])
+    x = padded[:, dy : dy + h, dx : dx + w].astype(np.float64)
+    bright, contrast, sat = (0.8 + 0.4 * v for v in u[3:6])
+    grey = x.mean(axis=0, keepdims=True)
+    x = grey + (x - grey) * sat
+    x = (x - x.mean()) * contrast + x.mean() * bright
+    return np.clip(x, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("u", [(0.1, 0.0, 0.99, 0.0, 0.99, 0.5), (0.7, 0.5, 0.2, 0.9, 0.1, 0.0)])
+def test_augment_equals_its_numpy_definition(u):
+    x = np.random.default_rng(0).random((3, 20, 17), dtype=np.float32)
+    np.testing.assert_allclose(augment(x, u), _augment_in_numpy(x, u), atol=1e-5)
+
+
+def test_augment_draws_are_seeded_keep_shape_and_range_and_vary():
     x = np.random.default_rng(0).random((3, 20, 20), dtype=np.float32)
-    a = augment(x, np.random.default_rng(5))
+    u = draws(5, 0, 0)
+    assert len(u) == DRAWS and all(0 <= v < 1 for v in u)
+    assert draws(5, 0, 0) == u and len({draws(5, 0, k) for k in range(50)}) == 50
+    assert draws(5, 1, 0) != u and draws(6, 0, 0) != u
+    a = augment(x, u)
     assert a.shape == x.shape and a.dtype == np.float32 and a.min() >= 0 and a.max() <= 1
-    np.testing.assert_array_equal(a, augment(x, np.random.default_rng(5)))
+    # over many draws both flips and every shift turn up
+    us = np.array([draws(1, 3, k) for k in range(400)])
+    assert 0.4 < (us[:, 0] < 0.5).mean() < 0.6 and len({int(v * 5) for v in us[:, 1]}) == 5
     ds = AugmentedDataset(x[None].repeat(2, 0), np.array([0, 1], np.int32), seed=1)
     first, second = ds[0][0], ds[0][0]
     assert not np.array_equal(first, second)  # drawn afresh each time
