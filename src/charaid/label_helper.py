@@ -290,14 +290,11 @@ def model_mismatch(model_dir: Path, labeled_dir: Path) -> str:
 
 def model_outputs(model_dir: Path, crops: np.ndarray, predict: PredictParams | None):
     """Probabilities, open-set scores (or None) and features of the crops under a model."""
-    from charaid.models import resize_crops, to_input
-    from charaid.openset import features_of
     from charaid.predict import Recognizer
 
     rec = Recognizer.from_params(model_dir, predict) if predict else Recognizer(model_dir)
-    probs, scores = rec.probabilities(crops, scores=True)
-    feats = features_of(rec.model, to_input(resize_crops(crops, rec.input_size)), mirror=rec.mirror)
-    return rec, probs, scores, feats
+    probs, feats = rec.outputs(crops)  # one pass: the names and the features to cluster
+    return rec, probs, rec.open_set_scores(feats), feats
 
 
 def suggest(

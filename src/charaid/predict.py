@@ -87,9 +87,9 @@ class Recognizer:
             unknown_k=predict.unknown_k,
         )
 
-    def probabilities(self, crops: np.ndarray, batch: int = 256, scores: bool = False):
-        """Softmax probabilities (N, classes) for uint8 BGR crops (resized to the model's input
-        size if need be); with `scores`, also each face's open-set score (None for softmax)."""
+    def outputs(self, crops: np.ndarray, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """Softmax probabilities (N, classes) and features (N, D; (0, 0) for no crops) of uint8
+        BGR crops (resized to the model's input size if need be), in one pass of the network."""
         crops = resize_crops(crops, self.input_size) if len(crops) else crops
         out = [np.zeros((0, len(self.classes)), np.float32)]
         feats = []
@@ -98,12 +98,20 @@ class Recognizer:
             with chainer.using_config("train", False), chainer.no_backprop_mode():
                 out.append(F.softmax(self.model.head(h)).array)
             feats.append(h)
-        probs = np.concatenate(out)
-        if not scores:
-            return probs
-        if self.gallery is None or not feats:
-            return probs, None
-        return probs, self.gallery.scores(np.concatenate(feats))
+        no_faces = np.zeros((0, 0), np.float32)
+        return np.concatenate(out), (np.concatenate(feats) if feats else no_faces)
+
+    def open_set_scores(self, feats: np.ndarray) -> np.ndarray | None:
+        """Each face's open-set score from its features; None with the softmax check."""
+        if self.gallery is None or not len(feats):
+            return None
+        return self.gallery.scores(feats)
+
+    def probabilities(self, crops: np.ndarray, batch: int = 256, scores: bool = False):
+        """Softmax probabilities (N, classes) for uint8 BGR crops (resized to the model's input
+        size if need be); with `scores`, also each face's open-set score (None for softmax)."""
+        probs, feats = self.outputs(crops, batch)
+        return (probs, self.open_set_scores(feats)) if scores else probs
 
     def name(
         self, probs: np.ndarray, threshold: float, top_k: int = 3, score: float | None = None
