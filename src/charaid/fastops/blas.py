@@ -6,11 +6,11 @@ layout").
 
 Which BLAS: Intel's MKL where the `mkl` wheel is installed (x86-64, requirements.txt), else the
 OpenBLAS numpy itself loaded. On the narrow shapes of charaid's layers (K and N of 16-128) MKL's
-SGEMM ran 1.1-1.6x OpenBLAS's AVX-512 kernels on one core, and whole training steps 1.24-1.28x
-(`bench/README.md`, "MKL"). MKL runs sequential (the kernels split work over their own threads,
-`fastops.threads`) and in its reproducible mode (`MKL_CBWR_AUTO`: the same code path, so the
-same floats, whatever the arrays' alignment). `CHARAID_BLAS=openblas` picks numpy's OpenBLAS
-instead (`CHARAID_BLAS=mkl` insists on MKL).
+SGEMM ran 1.07-1.47x OpenBLAS's AVX-512 kernels on one core, and whole training steps
+1.14-1.24x (`bench/README.md`, "MKL"). MKL runs sequential (the kernels split work over their
+own threads, `fastops.threads`) and in its reproducible mode (`MKL_CBWR_AUTO`: the same code
+path, so the same floats, whatever the arrays' alignment). `CHARAID_BLAS=openblas` picks
+numpy's OpenBLAS instead (`CHARAID_BLAS=mkl` insists on MKL).
 
 Operands are row-major 2-D views with unit stride along their rows (a leading dimension of
 their own). Where neither BLAS is found, or the arrays are not float32 (float64 in the gradient
