@@ -4,7 +4,8 @@ Builds a detect_faces-like folder (index.csv + crops named by a hash, so neither
 folders give the character away) from a labeled-folder tree, runs `charaid.label_helper.suggest`,
 and scores its folders against the hidden labels: purity, crops to move, folders to merge.
 
-    python bench/label_helper.py                      # image features, automatic cluster count
+    python bench/label_helper.py                      # no model, automatic cluster count
+    python bench/label_helper.py --rounds 0           # image features only (no self-labelling)
     python bench/label_helper.py --clusters 20
     python bench/label_helper.py --model DIR --only-test SPLIT/test.csv   # a model's features
 
@@ -77,6 +78,7 @@ def main() -> None:
     ap.add_argument("--clusters", type=int, default=0)
     ap.add_argument("--model", type=Path, help="model folder: cluster its features")
     ap.add_argument("--presort", action="store_true", help="with --model: pre-sort, not cluster")
+    ap.add_argument("--rounds", type=int, help="as `charaid label --rounds` (default: its default)")
     ap.add_argument("--only-test", type=Path, help="a split's test.csv: only those crops")
     ap.add_argument("--out", type=Path, default=Path("metrics/label_helper.json"))
     args = ap.parse_args()
@@ -88,7 +90,7 @@ def main() -> None:
         truth = hidden_faces(args.folder, tmp / "faces", only)
         started = time.perf_counter()
         clusters = 0 if args.presort else args.clusters
-        summary = suggest(tmp / "faces", tmp / "out", args.model, clusters)
+        summary = suggest(tmp / "faces", tmp / "out", args.model, clusters, rounds=args.rounds)
         seconds = time.perf_counter() - started
         rows = read_index(tmp / "out" / SUGGESTIONS)
     record = quality([r["folder"] for r in rows], [truth[r["crop"]] for r in rows])

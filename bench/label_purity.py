@@ -2,7 +2,8 @@
 
 Reads <folder>/<character>/*.{png,jpg,...} (default: the 11,679 holoen-faces crops of 20
 characters beside the project), hides the labels, and runs the helper's own no-model path,
-`charaid.label_helper.simple_features` -> `auto_clusters` -> `cluster` (the calls `suggest` makes;
+`charaid.label_helper.simple_features` -> `charaid.self_label.learned_features` (`--rounds` of
+self-labelling) -> `cluster` with `auto_clusters` (`look_features` and the calls `suggest` makes;
 it only adds reading index.csv and writing the folders). Then, for each cluster count asked
 for (default: the true number of characters, then the automatic count), it prints:
 
@@ -10,11 +11,12 @@ for (default: the true number of characters, then the automatic count), it print
 - moves: crops not of their cluster's majority character ((1 - purity) x crops), one each
 - merges: clusters whose majority character already has a bigger cluster (one action each)
 - missing: characters that are the majority of no cluster (their crops are all moves)
-- seconds: features (computed once) + clustering
+- seconds: image features (computed once) + learning (per cluster count) + clustering
 
     python bench/label_purity.py                          # holoen-faces, N = 20 and automatic
     python bench/label_purity.py PATH --clusters 10 auto  # another labeled folder, other N
     python bench/label_purity.py --size 50                # crops shrunk to detect_faces' side
+    python bench/label_purity.py --rounds 0               # image features only (seconds)
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import cv2
 
 from charaid.label_helper import auto_clusters, cluster, quality, simple_features
 from charaid.media import IMAGE_EXTS, read_image
+from charaid.self_label import ROUNDS, learned_features
 
 HOLOEN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "holoen-faces"
 
@@ -67,6 +70,12 @@ def main() -> None:
         help="cluster counts: a number, true (the number of characters) or auto (as label)",
     )
     ap.add_argument("--seed", type=int, default=0, help="as `charaid label --seed` (default 0)")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=ROUNDS,
+        help=f"as `charaid label --rounds`: self-labelling rounds (default {ROUNDS})",
+    )
     ap.add_argument("--size", type=int, default=0, help="resize crops to this side first (0: no)")
     args = ap.parse_args()
     if not args.folder.is_dir():
@@ -87,14 +96,18 @@ def main() -> None:
         else:
             k, how = int(asked), "given"
         started = time.perf_counter()
-        ids, _ = cluster(features, k, args.seed)
+        feats = learned_features(crops, k, args.rounds, args.seed, features)
+        learn_s = time.perf_counter() - started
+        started = time.perf_counter()
+        ids, _ = cluster(feats, k, args.seed)
         cluster_s = time.perf_counter() - started
         q = quality([str(i) for i in ids], truth)
         print(
-            f"N={k} ({how}): purity {q['purity']:.4f}  crops {q['crops']}  clusters "
-            f"{q['folders']}  moves {q['moves']}  merges {q['merges']}  missing "
-            f"{q['characters_without_folder']}  seconds {feature_s + cluster_s:.1f} "
-            f"({feature_s:.1f} features + {cluster_s:.1f} clustering)",
+            f"N={k} ({how}, {args.rounds} rounds): purity {q['purity']:.4f}  crops {q['crops']}  "
+            f"clusters {q['folders']}  moves {q['moves']}  merges {q['merges']}  missing "
+            f"{q['characters_without_folder']}  seconds {feature_s + learn_s + cluster_s:.1f} "
+            f"({feature_s:.1f} image features + {learn_s:.1f} learning + {cluster_s:.1f} "
+            "clustering)",
             flush=True,
         )
 

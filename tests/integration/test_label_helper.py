@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from charaid import label_helper
+from charaid import label_helper, self_label
 from charaid.cli import main
 from charaid.detect_faces import crop_file, crop_key, load_crops
 from charaid.errors import CharaidError
@@ -297,3 +297,66 @@ def test_cli_label_and_its_errors(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "sugg2").exists()
     with pytest.raises(CharaidError, match="cannot make 30 clusters"):
         suggest(tmp_path / "faces", tmp_path / "x", clusters=30)
+
+
+def test_self_labelling_learns_features_of_the_crops_own_clusters(tmp_path):
+    """Without a model, `rounds` of a network trained on the crops' own clusters give the
+    features clustered: unit vectors of the network's width, the same for the same seed, and
+    folders as pure as the image features' on a cast told apart by hair colour."""
+    crops, names = hair_faces(50)  # 250 crops: enough to learn from (MIN_CROPS)
+    start = label_helper.simple_features(crops)
+    feats = self_label.learned_features(np.stack(crops), 5, 1, 0, start, epochs=2)
+    assert feats.shape == (250, self_label.WIDTHS[-1])
+    assert np.allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-4)
+    again = self_label.learned_features(np.stack(crops), 5, 1, 0, start, epochs=2)
+    assert np.array_equal(feats, again)
+    ids, _ = label_helper.cluster(feats, 5, 0)
+    q = quality([str(i) for i in ids], names)
+    assert q["purity"] >= 0.95 and q["characters_without_folder"] == 0, q
+    # no rounds, or too few crops to learn from: the image features as they were
+    assert self_label.learned_features(np.stack(crops), 5, 0, 0, start) is start
+    few = self_label.MIN_CROPS - 1
+    assert self_label.learned_features(np.stack(crops[:few]), 5, 2, 0, start[:few]).shape == (
+        few,
+        start.shape[1],
+    )
+
+
+def test_label_learns_from_its_own_clusters_by_default(tmp_path, capsys, monkeypatch):
+    """`charaid label` with no model: the default rounds train (a progress bar says so); with
+    --rounds 0 it clusters on image features alone, and a negative count is one error line."""
+    crops, names = hair_faces(42)  # 210 crops
+    truth = write_faces(tmp_path / "faces", crops, names)
+    monkeypatch.chdir(tmp_path)
+    main(["label", "faces", "--out", "learned", "--clusters", "5"])
+    captured = capsys.readouterr()
+    assert "label: learning features" in captured.err
+    assert "210 crops clustered into 5 folders" in captured.out
+    rows = read_suggestions(tmp_path / "learned")
+    q = quality([r["folder"] for r in rows], [truth[r["crop"]] for r in rows])
+    assert q["purity"] >= 0.95, q
+    main(["label", "faces", "--out", "plain", "--clusters", "5", "--rounds", "0"])
+    assert "learning features" not in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["label", "faces", "--out", "bad", "--rounds", "-1"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and "--rounds" in err and "Traceback" not in err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_label_help_states_the_default_rounds(capsys):
+    with pytest.raises(SystemExit):
+        main(["label", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"clusters first, {self_label.ROUNDS} when not given" in help_text
+
+
+def test_self_labelling_trains_only_on_crops_their_neighbours_agree_with():
+    """A crop labelled with the other cluster while it sits among this one's is left out of
+    training (its label is the likely mistake); every crop of a clean cluster is kept."""
+    rng = np.random.default_rng(0)
+    blobs = np.vstack([rng.normal(0, 0.1, (30, 8)), rng.normal(5, 0.1, (30, 8))])
+    labels = np.array([0] * 30 + [1] * 30)
+    labels[3] = 1  # a misfit inside cluster 0
+    keep = self_label.agreeing(blobs.astype(np.float32), labels)
+    assert not keep[3] and keep.sum() == 59
