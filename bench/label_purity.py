@@ -2,9 +2,9 @@
 
 Reads <folder>/<character>/*.{png,jpg,...} (default: the 11,679 holoen-faces crops of 20
 characters beside the project), hides the labels, and runs the helper's own no-model path,
-`charaid.label_helper.simple_features` -> `charaid.self_label.learned_features` (`--rounds` of
-self-labelling) -> `cluster` with `auto_clusters` (`look_features` and the calls `suggest` makes;
-it only adds reading index.csv and writing the folders). Then, for each cluster count asked
+`charaid.label_helper.simple_features` -> `look_features` (`--rounds` of self-labelling) ->
+`cluster` with `auto_clusters` (the calls `suggest` makes; it only adds reading index.csv and
+writing the folders). Then, for each cluster count asked
 for (default: the true number of characters, then the automatic count), it prints:
 
 - purity: sum over clusters of its most common character's count / crops
@@ -34,9 +34,9 @@ from pathlib import Path
 
 import cv2
 
-from charaid.label_helper import auto_clusters, cluster, quality, simple_features
+from charaid.label_helper import auto_clusters, cluster, look_features, quality, simple_features
 from charaid.media import IMAGE_EXTS, read_image
-from charaid.self_label import ROUNDS, learned_features
+from charaid.self_label import ROUNDS
 
 HOLOEN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "holoen-faces"
 
@@ -96,7 +96,7 @@ def main() -> None:
         else:
             k, how = int(asked), "given"
         started = time.perf_counter()
-        feats = learned_features(crops, k, args.rounds, args.seed, features)
+        feats = look_features(crops, k, args.rounds, args.seed, features)
         learn_s = time.perf_counter() - started
         started = time.perf_counter()
         ids, _ = cluster(feats, k, args.seed)

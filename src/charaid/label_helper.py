@@ -148,10 +148,14 @@ def simple_features(crops: np.ndarray) -> np.ndarray:
     return np.hstack(parts).astype(np.float32)
 
 
-def look_features(crops: np.ndarray, folders: int, rounds: int, seed: int) -> np.ndarray:
-    """Features to cluster crops by without a model: `simple_features`, then `rounds` of
-    self-labelling (`charaid.self_label`) for the `folders` clusters to come."""
-    return learned_features(crops, folders, rounds, seed, simple_features(crops))
+def look_features(
+    crops: np.ndarray, folders: int, rounds: int, seed: int, image: np.ndarray | None = None
+) -> np.ndarray:
+    """Features to cluster crops by without a model: `simple_features` (or `image`, already
+    computed for these crops), then `rounds` of self-labelling (`charaid.self_label`) for the
+    `folders` clusters to come."""
+    image = simple_features(crops) if image is None else image
+    return learned_features(crops, folders, rounds, seed, image)
 
 
 def cluster(features: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
