@@ -65,6 +65,23 @@ def test_ring_convolution_in_float32_goes_through_blas_and_agrees(shape, out, k,
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
+def test_to_ring_and_back_keep_every_value_and_zero_the_ring():
+    x = np.random.default_rng(3).standard_normal((2, 3, 5, 7)).astype(np.float32)
+    ring = to_ring(x).array
+    assert ring.shape == (2, 7, 9, 3)
+    np.testing.assert_array_equal(ring[:, 1:-1, 1:-1], x.transpose(0, 2, 3, 1))
+    border = np.ones(ring.shape, bool)
+    border[:, 1:-1, 1:-1] = False
+    assert not ring[border].any()
+    np.testing.assert_array_equal(from_ring(ring).array, x)
+    # each one's gradient is the other's layout change
+    gradient_check.check_backward(
+        lambda a: from_ring(to_ring(a) * 2.0),
+        x.astype(np.float64),
+        2.0 * np.ones_like(x, np.float64),
+    )
+
+
 def test_ring_convolution_refuses_what_it_does_not_compute():
     x = to_ring(np.zeros((1, 2, 4, 4), np.float32))
     with pytest.raises(ValueError, match="3x3 at stride 1 or 2, or 1x1"):

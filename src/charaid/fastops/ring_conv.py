@@ -136,7 +136,7 @@ class Conv3x3Stride2Ring(function_node.FunctionNode):
             a, b = lo * wo, hi * wo
             sgemm(col2[lo:hi].reshape(-1, 9 * c), wmat, y2[a:b], 0.0)
 
-        _split(work, n * ho)
+        _split(work, n * ho, grain=-(-_GRAIN // wo))  # deep levels' few cells: one thread
         self.cols, self.wmat = cols.reshape(-1, 9 * c), wmat
         y = zero_ring(ring_like(n, ho, wo, o, x.dtype))
         interior(y)[...] = y2.reshape(n, ho, wo, o)

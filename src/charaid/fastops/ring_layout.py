@@ -51,15 +51,22 @@ def ring_like(n: int, h: int, w: int, c: int, dtype=np.float32) -> np.ndarray:
     return aligned_empty((n, h + 2, w + 2, c), dtype)
 
 
+def _nchw_into_ring(x: np.ndarray, ring: np.ndarray) -> np.ndarray:
+    """Copy (N, C, H, W) x inside `ring`, a channel at a time: numpy's whole transposed copy
+    with 3 channels innermost ran 8x slower (1.3 ms for a 320x512 frame, 0.17 ms so)."""
+    inside = interior(ring)
+    for k in range(x.shape[1]):
+        inside[..., k] = x[:, k]
+    return ring
+
+
 class ToRing(function_node.FunctionNode):
     """NCHW -> ring layout."""
 
     def forward(self, inputs: tuple) -> tuple:
         (x,) = inputs
         n, c, h, w = x.shape
-        y = zero_ring(ring_like(n, h, w, c, x.dtype))
-        interior(y)[...] = x.transpose(0, 2, 3, 1)
-        return (y,)
+        return (_nchw_into_ring(x, zero_ring(ring_like(n, h, w, c, x.dtype))),)
 
     def backward(self, indexes: tuple, grad_outputs: tuple) -> tuple:
         g = grad_outputs[0].array
@@ -76,9 +83,7 @@ class FromRing(function_node.FunctionNode):
     def backward(self, indexes: tuple, grad_outputs: tuple) -> tuple:
         g = grad_outputs[0].array
         n, c, h, w = g.shape
-        gx = zero_ring(ring_like(n, h, w, c, g.dtype))
-        interior(gx)[...] = g.transpose(0, 2, 3, 1)
-        return (chainer.Variable(gx),)
+        return (chainer.Variable(_nchw_into_ring(g, zero_ring(ring_like(n, h, w, c, g.dtype)))),)
 
 
 def to_ring(x: chainer.Variable | np.ndarray) -> chainer.Variable:
