@@ -73,3 +73,39 @@ def test_other_show_characters_are_held_out_and_must_be_rejected(tmp_path):
     assert len(record["other_show_characters"]) == 1 and record["classes"] == 3
     assert record["other_show"]["faces"] == 30  # every crop of the held-out character
     assert 0.0 <= record["other_show"]["rejection_rate"] <= 1.0
+
+
+@pytest.mark.slow
+def test_other_faces_train_as_the_other_class_and_are_never_held_out(tmp_path):
+    need_shared(HOLOEN)
+    # a fifth character's crops stand in for a folder of faces from other shows
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for pic in sorted((sorted(p for p in HOLOEN.iterdir() if p.is_dir())[4]).iterdir())[:30]:
+        (faces / pic.name).symlink_to(pic)
+    out = tmp_path / "other.json"
+    base = (
+        "bench/labeled_folder.py", "--name", "o", "--classes", "4", "--per-class", "30",
+        "--test-per-class", "5", "--out", str(out), "--work", str(tmp_path / "work"),
+        "-S", "train.epochs=2", "--other-show", "2",
+    )  # fmt: skip
+    run_script(*base, "--other-faces", str(faces))
+    record = json.loads(out.read_text())["o"]
+    assert record["classes"] == 3  # 2 characters known, and `other`
+    assert "other" not in record["other_show_characters"]
+    assert record["train_faces"] == 3 * 25 and record["other_show"]["faces"] == 60
+    assert 0.0 <= record["known_accuracy"] <= 1.0
+    labels = (tmp_path / "work" / "split" / "train.csv").read_text()
+    assert labels.count(",other") == 25
+
+    # a tree that has an other/ folder already: one clear line
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + str(ROOT)}
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "other").mkdir()
+    bad = subprocess.run(
+        [sys.executable, *base, "--folder", str(tree), "--other-faces", str(faces)], cwd=ROOT,
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "already has an other/ folder" in bad.stderr
