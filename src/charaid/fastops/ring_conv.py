@@ -28,6 +28,9 @@ from charaid.fastops.threads import _split
 
 _CHUNK_ROWS = 4096  # rows of a shifted GEMM block: in cache with up to 128 channels
 _GRAIN = 256  # the fewest rows worth a thread of their own
+# the fewest output cells worth a thread in a stride-2 convolution (its patches are 9C wide):
+# FaceNet's 10x16-cell level gains from two threads, the 5x8 one loses
+_S2_GRAIN = 64
 
 
 def _taps(wp: int) -> list[int]:
@@ -136,7 +139,7 @@ class Conv3x3Stride2Ring(function_node.FunctionNode):
             a, b = lo * wo, hi * wo
             sgemm(col2[lo:hi].reshape(-1, 9 * c), wmat, y2[a:b], 0.0)
 
-        _split(work, n * ho, grain=-(-_GRAIN // wo))  # deep levels' few cells: one thread
+        _split(work, n * ho, grain=-(-_S2_GRAIN // wo))
         self.cols, self.wmat = cols.reshape(-1, 9 * c), wmat
         y = zero_ring(ring_like(n, ho, wo, o, x.dtype))
         interior(y)[...] = y2.reshape(n, ho, wo, o)
