@@ -109,3 +109,9 @@ def test_other_faces_train_as_the_other_class_and_are_never_held_out(tmp_path):
     )  # fmt: skip
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "already has an other/ folder" in bad.stderr
+    missing = subprocess.run(
+        [sys.executable, *base, "--other-faces", str(tmp_path / "nowhere")], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert f"--other-faces {tmp_path / 'nowhere'}: folder not found" in missing.stderr
