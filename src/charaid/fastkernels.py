@@ -330,6 +330,17 @@ def ring_scale_shift_relu(
             dst[j] = max(src[j] * a[j] + b[j], zero)
 
 
+@njit(cache=True, nogil=True)
+def rows_bias_relu(z: np.ndarray, b: np.ndarray) -> None:
+    """z[r, o] = max(z[r, o] + b[o], 0) in place: a block of rows of a channels-innermost map
+    (a convolution's chunk, still in cache), possibly a column block of wider rows."""
+    zero = z.dtype.type(0)
+    for r in range(z.shape[0]):
+        for o in range(z.shape[1]):
+            v = z[r, o] + b[o]
+            z[r, o] = v if v > zero else zero
+
+
 @njit(cache=True, nogil=True, fastmath=_SUMS)
 def ring_bn_relu_sums(
     gy: np.ndarray,
@@ -386,9 +397,9 @@ def ring_bn_relu_gx(
 
 
 @njit(cache=True, nogil=True)
-def ring_s2_patches(x: np.ndarray, r0: int, r1: int, cols: np.ndarray) -> None:
-    """cols[i, yo, xo, ky, kx, c] = x[i, 2yo + ky, 2xo + kx, c] for the output rows [r0, r1)
-    (i * Ho + yo): the 3x3 windows at stride 2 of a ring map (the ring is the padding)."""
+def ring_patches(x: np.ndarray, s: int, r0: int, r1: int, cols: np.ndarray) -> None:
+    """cols[i, yo, xo, ky, kx, c] = x[i, s*yo + ky, s*xo + kx, c] for the output rows [r0, r1)
+    (i * Ho + yo): the 3x3 windows at stride s of a ring map (the ring is the padding)."""
     ho, wo, c_n = cols.shape[1], cols.shape[2], cols.shape[5]
     for r in range(r0, r1):
         i, yo = r // ho, r % ho
@@ -396,12 +407,12 @@ def ring_s2_patches(x: np.ndarray, r0: int, r1: int, cols: np.ndarray) -> None:
             for ky in range(3):
                 for kx in range(3):
                     for c in range(c_n):
-                        cols[i, yo, xo, ky, kx, c] = x[i, 2 * yo + ky, 2 * xo + kx, c]
+                        cols[i, yo, xo, ky, kx, c] = x[i, s * yo + ky, s * xo + kx, c]
 
 
 @njit(cache=True, nogil=True)
 def ring_s2_gather(gcol: np.ndarray, r0: int, r1: int, gx: np.ndarray) -> None:
-    """The adjoint of `ring_s2_patches` on the inside rows [r0, r1) of gx (i * H + y - 1):
+    """The adjoint of `ring_patches` at stride 2 on the inside rows [r0, r1) of gx (i * H + y - 1):
     each input cell sums the window taps that read it. A gather, so threads split rows of gx
     without overlapping writes; gx's ring is left alone."""
     ho, wo, c_n = gcol.shape[1], gcol.shape[2], gcol.shape[5]

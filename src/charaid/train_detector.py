@@ -28,6 +28,7 @@ from charaid.atomic import write_json, write_text
 from charaid.config import DetectFacesParams, TrainDetectorParams
 from charaid.curves import EpochPlot, draw_curves
 from charaid.detector import backend, heatmap
+from charaid.detector.folded import fold
 from charaid.detector.net import FaceNet
 from charaid.detector.pseudo import pseudo_scenes
 from charaid.detector.scenes import Draw, Scene, crop_pool, draw_sample, truth_scenes, yolo_scenes
@@ -179,13 +180,13 @@ def score_pictures(net: FaceNet, scenes: list[Scene], input_size: int) -> dict:
     at IoU 0.5 (`best_threshold`), the per-size cuts that improve on it (`calibrate_bands`), and
     the recall and precision those keep."""
     frames = []
-    with chainer.using_config("train", False), chainer.no_backprop_mode():
-        for scene in scenes:
-            image = read_image(scene.picture)
-            x, scale = backend.letterbox(image, input_size)
-            found = heatmap.decode(net(x).array[0], FLOOR)  # boxes in input pixels: size bands
-            truths = [tuple(v * scale for v in box) for box in scene.boxes]
-            frames.append(([b for b, _ in found], [s for _, s in found], truths))
+    run = fold(net)  # as detect_faces runs it: batch norm folded in
+    for scene in scenes:
+        image = read_image(scene.picture)
+        x, scale = backend.letterbox(image, input_size)
+        found = heatmap.decode(run(x)[0], FLOOR)  # boxes in input pixels: size bands
+        truths = [tuple(v * scale for v in box) for box in scene.boxes]
+        frames.append(([b for b, _ in found], [s for _, s in found], truths))
     single = best_threshold(pr_curve(frames))
     cut = calibrate_bands(frames, single["min_score"])
     kept = at_cut(frames, cut)

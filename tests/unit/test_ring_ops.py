@@ -23,6 +23,8 @@ CONVS = [
     ((3, 5, 6, 6), 4, 1, 1),
     ((1, 16, 12, 20), 8, 3, 1),
 ]
+# maps too small to split by rows over the threads, wide enough to split their channels
+SMALL_WIDE = [((1, 64, 4, 6), 64, 3, 1), ((1, 64, 6, 8), 64, 3, 2), ((1, 64, 3, 5), 64, 1, 1)]
 
 
 def _ring_conv(x, w, stride):
@@ -48,7 +50,7 @@ def test_ring_convolution_matches_chainer_with_gradients(shape, out, k, stride):
     )
 
 
-@pytest.mark.parametrize("shape,out,k,stride", CONVS)
+@pytest.mark.parametrize("shape,out,k,stride", CONVS + SMALL_WIDE)
 def test_ring_convolution_in_float32_goes_through_blas_and_agrees(shape, out, k, stride):
     rng = np.random.default_rng(41)
     x = rng.standard_normal(shape).astype(np.float32)
@@ -63,6 +65,33 @@ def test_ring_convolution_in_float32_goes_through_blas_and_agrees(shape, out, k,
     F.sum(ref * gy).backward()
     for got, want in ((from_ring(y).array, ref.array), (xr.grad, xc.grad), (wr.grad, wc.grad)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape,out,k,stride", CONVS + SMALL_WIDE)
+def test_ring_convolutions_with_a_bias_add_it_and_relu_in_one_pass(shape, out, k, stride, threads):
+    from charaid.fastops import ring_conv as rc
+
+    rng = np.random.default_rng(47)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((out, shape[1], k, k)).astype(np.float32)
+    b = rng.standard_normal(out).astype(np.float32)
+    want = F.relu(F.convolution_2d(x, w, b, stride=stride, pad=k // 2)).array
+    h = to_ring(x).array
+    before = fastops.get_num_threads()
+    fastops.set_num_threads(threads)
+    try:
+        if k == 1:
+            y = rc.conv1x1(h, rc.matrix_1x1(w), b)
+        elif stride == 2:
+            y = rc.conv3x3_s2(h, rc.matrix_3x3_s2(w), b)[0]
+        else:
+            y = rc.conv3x3(h, rc.taps_3x3(w), b)
+    finally:
+        fastops.set_num_threads(before)
+    assert not _ring_of(y).any()  # relu(bias) must not leak into the padding
+    assert (want == 0).any() and (want > 0).any()
+    np.testing.assert_allclose(from_ring(y).array, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
 def test_to_ring_and_back_keep_every_value_and_zero_the_ring():

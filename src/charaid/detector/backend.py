@@ -12,12 +12,12 @@ import json
 import zipfile
 from pathlib import Path
 
-import chainer
 import cv2
 import numpy as np
 from chainer import serializers
 
 from charaid.atomic import write_json, write_npz
+from charaid.detector.folded import fold
 from charaid.detector.heatmap import decode
 from charaid.detector.net import ALIGN, FaceNet
 from charaid.detector.threshold import threshold
@@ -98,7 +98,8 @@ class LearnedDetector:
     name = "learned"
 
     def __init__(self, folder: str | Path, min_score: float | str, min_size: int) -> None:
-        self.model, self.meta = load(folder)
+        model, self.meta = load(folder)
+        self.net = fold(model)  # batch norm folded into the convolutions: inference only
         self.input_size = int(self.meta["input_size"])
         self.min_score = threshold(min_score, self.meta)
         self.min_size = min_size
@@ -106,8 +107,7 @@ class LearnedDetector:
     def maps(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """Raw head maps (4, h, w) of one BGR picture, and its resize factor."""
         x, scale = letterbox(image, self.input_size)
-        with chainer.using_config("train", False), chainer.no_backprop_mode():
-            return self.model(x).array[0], scale
+        return self.net(x)[0], scale
 
     def detect(self, image: np.ndarray, scale: float = 1.0) -> list:
         """Faces in `image` (a copy of the frame resized by `scale`); boxes in frame pixels."""

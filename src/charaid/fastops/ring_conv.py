@@ -6,13 +6,21 @@ or 2 (pad 1) and 1x1 at stride 1, forward and backward, as FaceNet chains them.
   no patch matrix. The input gradient is the same with the shifts reversed and the weights
   transposed; the weight gradient of a tap is its shifted input block (transposed) times the
   output gradient. The zero ring makes every shifted read land on padding or a neighbour.
+  A small map (FaceNet's 1/16 to 1/64 levels of a frame) runs forward as a patch matrix, as at
+  stride 2: there one GEMM of 9C-long rows beats nine short ones.
 - 3x3, stride 2: a patch matrix (cells, 9*C) with the taps and channels innermost (a compiled
   loop, `charaid.fastkernels`), times the (9*C, O) weights. At stride 2 the matrix holds
   9/4 of the input, against 9x for im2col at stride 1.
 - 1x1: the map's (cells, C) matrix itself, ring included (zeros in, zeros out).
 
 Row blocks are split over the threads (`fastops.threads`) and, within a thread, into chunks
-that stay in cache; weight gradients sum each thread's part in a fixed order.
+that stay in cache; weight gradients sum each thread's part in a fixed order. A map with too
+few rows for two threads (FaceNet's smallest levels on one frame) splits its output channels
+instead.
+
+The forward passes are array functions (`conv3x3`, `conv3x3_s2`, `conv1x1`) with an optional
+bias + ReLU done on each chunk while it is in cache: the nodes call them without, and
+inference with batch norm folded into the weights (`charaid.detector.folded`) with.
 """
 
 from __future__ import annotations
@@ -28,9 +36,13 @@ from charaid.fastops.threads import _split
 
 _CHUNK_ROWS = 4096  # rows of a shifted GEMM block: in cache with up to 128 channels
 _GRAIN = 256  # the fewest rows worth a thread of their own
-# the fewest output cells worth a thread in a stride-2 convolution (its patches are 9C wide):
-# FaceNet's 10x16-cell level gains from two threads, the 5x8 one loses
+# the fewest output cells worth a thread in a patch-matrix convolution (its patches are 9C
+# wide): FaceNet's 10x16-cell level gains from two threads, the 5x8 one loses
 _S2_GRAIN = 64
+_COL_GRAIN = 32  # the fewest output channels worth a thread, where the rows are too few
+# a stride-1 map of fewer cells (ring included) runs as one patch matrix, not nine shifted
+# GEMMs: FaceNet's 1/16 level of a frame took 0.81 ms so against 0.92, its 1/8 level broke even
+_PATCH_CELLS = 1024
 
 
 def _taps(wp: int) -> list[int]:
@@ -43,22 +55,123 @@ def _chunked(lo: int, hi: int):
         yield a, min(hi, a + _CHUNK_ROWS)
 
 
-def _shifted_sum(src: np.ndarray, weights: np.ndarray, offsets: list[int], out: np.ndarray):
+def _bias_relu(part: np.ndarray, bias: np.ndarray | None) -> None:
+    if bias is not None:
+        fastkernels.rows_bias_relu(part, bias)
+
+
+def _shifted_sum(
+    src: np.ndarray,
+    weights: np.ndarray,
+    offsets: list[int],
+    out: np.ndarray,
+    bias: np.ndarray | None = None,
+) -> None:
     """out[r] = sum_t src[r + offsets[t]] @ op(weights[t]) for the rows r in [Wp+1, T-Wp-1):
     every inside cell of every picture (ring cells between them are computed too and
-    zeroed by the caller)."""
-    total = src.shape[0]
+    zeroed by the caller); then relu(out + bias) where a bias is given."""
+    total, o = src.shape[0], out.shape[1]
     first, last = -min(offsets), total - max(offsets)
 
-    def work(lo: int, hi: int) -> None:
-        acc = aligned_empty((_CHUNK_ROWS, out.shape[1]), out.dtype)
+    def work(lo: int, hi: int, c0: int = 0, c1: int = o) -> None:
         for a, b in _chunked(first + lo, first + hi):
-            part = acc[: b - a]
+            part = out[a:b, c0:c1]
             for t, off in enumerate(offsets):
-                sgemm(src[a + off : b + off], weights[t], part, 0.0 if t == 0 else 1.0)
-            out[a:b] = part
+                sgemm(src[a + off : b + off], weights[t][:, c0:c1], part, 0.0 if t == 0 else 1.0)
+            _bias_relu(part, None if bias is None else bias[c0:c1])
 
-    _split(work, last - first, grain=_GRAIN)
+    rows = last - first
+    if rows < 2 * _GRAIN:
+        _split(lambda c0, c1: work(0, rows, c0, c1), o, grain=_COL_GRAIN)
+    else:
+        _split(work, rows, grain=_GRAIN)
+
+
+def taps_3x3(w: np.ndarray) -> np.ndarray:
+    """Chainer's (O, C, 3, 3) weights as the nine (C, O) tap matrices `conv3x3` takes."""
+    o, c = w.shape[:2]
+    return np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(9, c, o)
+
+
+def matrix_3x3_s2(w: np.ndarray) -> np.ndarray:
+    """Chainer's (O, C, 3, 3) weights as the (9C, O) matrix `conv3x3_s2` takes."""
+    return taps_3x3(w).reshape(-1, w.shape[0])
+
+
+def matrix_1x1(w: np.ndarray) -> np.ndarray:
+    """Chainer's (O, C, 1, 1) weights as the (C, O) matrix `conv1x1` takes."""
+    return np.ascontiguousarray(w.reshape(w.shape[:2]).T)
+
+
+def conv3x3(x: np.ndarray, taps: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """3x3 convolution, pad 1, stride 1, of a ring map by `taps_3x3` weights (+ bias, ReLU)."""
+    n, hp, wp, c = x.shape
+    o = taps.shape[2]
+    if n * hp * wp < _PATCH_CELLS:  # a map too small for shifted GEMMs to pay: one patch matrix
+        return _patch_conv(x, taps.reshape(9 * c, o), 1, bias)[0]
+    y = aligned_empty((n, hp, wp, o), x.dtype)
+    flat = y.reshape(-1, o)
+    offsets = _taps(wp)
+    flat[: -min(offsets)] = 0
+    flat[flat.shape[0] - max(offsets) :] = 0
+    _shifted_sum(x.reshape(-1, c), taps, offsets, flat, bias)
+    return zero_ring(y)
+
+
+def _patch_conv(
+    x: np.ndarray, wmat: np.ndarray, stride: int, bias: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """3x3 convolution, pad 1, as the (cells, 9C) patch matrix times (9C, O) weights (+ bias,
+    ReLU): the output ring map and the patch matrix."""
+    n, hp, wp, c = x.shape
+    o = wmat.shape[1]
+    ho, wo = (hp - 3) // stride + 1, (wp - 3) // stride + 1  # (H + 2 - 3) // stride + 1
+    cols = aligned_empty((n, ho, wo, 3, 3, c), x.dtype)
+    y2 = aligned_empty((n * ho * wo, o), x.dtype)
+    col2 = cols.reshape(n * ho, wo * 9 * c)
+
+    def work(lo: int, hi: int) -> None:  # rows (n, yo) of the output
+        fastkernels.ring_patches(x, stride, lo, hi, cols)
+        a, b = lo * wo, hi * wo
+        sgemm(col2[lo:hi].reshape(-1, 9 * c), wmat, y2[a:b], 0.0)
+        _bias_relu(y2[a:b], bias)
+
+    def by_channel(c0: int, c1: int) -> None:
+        sgemm(cols.reshape(-1, 9 * c), wmat[:, c0:c1], y2[:, c0:c1], 0.0)
+        _bias_relu(y2[:, c0:c1], None if bias is None else bias[c0:c1])
+
+    grain = -(-_S2_GRAIN // wo)
+    if n * ho >= 2 * grain:
+        _split(work, n * ho, grain=grain)
+    else:  # too few cells for two threads: the patches in one, then the channels split
+        fastkernels.ring_patches(x, stride, 0, n * ho, cols)
+        _split(by_channel, o, grain=_COL_GRAIN)
+    y = zero_ring(ring_like(n, ho, wo, o, x.dtype))
+    interior(y)[...] = y2.reshape(n, ho, wo, o)
+    return y, cols.reshape(-1, 9 * c)
+
+
+def conv3x3_s2(
+    x: np.ndarray, wmat: np.ndarray, bias: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """3x3 convolution, pad 1, stride 2, of a ring map by `matrix_3x3_s2` weights (+ bias,
+    ReLU): the output ring map and the (cells, 9C) patch matrix (the weight gradient's)."""
+    return _patch_conv(x, wmat, 2, bias)
+
+
+def conv1x1(x: np.ndarray, wmat: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """1x1 convolution of a ring map by `matrix_1x1` weights (+ bias, ReLU)."""
+    n, hp, wp, c = x.shape
+    o = wmat.shape[1]
+    y = aligned_empty((n, hp, wp, o), x.dtype)
+    x2, y2 = x.reshape(-1, c), y.reshape(-1, o)
+
+    def work(lo: int, hi: int) -> None:
+        sgemm(x2[lo:hi], wmat, y2[lo:hi], 0.0)
+        _bias_relu(y2[lo:hi], bias)
+
+    _split(work, len(x2), _GRAIN)
+    return y if bias is None else zero_ring(y)  # ring cells: zeros in, relu(bias) out
 
 
 class Conv3x3Ring(function_node.FunctionNode):
@@ -66,17 +179,9 @@ class Conv3x3Ring(function_node.FunctionNode):
 
     def forward(self, inputs: tuple) -> tuple:
         x, w = inputs
-        n, hp, wp, c = x.shape
-        o = w.shape[0]
-        self.taps = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(9, c, o)
-        y = aligned_empty((n, hp, wp, o), x.dtype)
-        flat = y.reshape(-1, o)
-        offsets = _taps(wp)
-        flat[: -min(offsets)] = 0
-        flat[flat.shape[0] - max(offsets) :] = 0
-        _shifted_sum(x.reshape(-1, c), self.taps, offsets, flat)
+        self.taps = taps_3x3(w)
         self.retain_inputs((0, 1))
-        return (zero_ring(y),)
+        return (conv3x3(x, self.taps),)
 
     def backward(self, indexes: tuple, grad_outputs: tuple) -> tuple:
         x, w = (v.array for v in self.get_retained_inputs())
@@ -125,24 +230,9 @@ class Conv3x3Stride2Ring(function_node.FunctionNode):
 
     def forward(self, inputs: tuple) -> tuple:
         x, w = inputs
-        n, hp, wp, c = x.shape
-        o = w.shape[0]
-        ho, wo = (hp - 3) // 2 + 1, (wp - 3) // 2 + 1  # (H + 2 - 3) // 2 + 1
-        self.shape = (ho, wo)
-        cols = aligned_empty((n, ho, wo, 3, 3, c), x.dtype)
-        wmat = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(9 * c, o)
-        y2 = aligned_empty((n * ho * wo, o), x.dtype)
-        col2 = cols.reshape(n * ho, wo * 9 * c)
-
-        def work(lo: int, hi: int) -> None:  # rows (n, yo) of the output
-            fastkernels.ring_s2_patches(x, lo, hi, cols)
-            a, b = lo * wo, hi * wo
-            sgemm(col2[lo:hi].reshape(-1, 9 * c), wmat, y2[a:b], 0.0)
-
-        _split(work, n * ho, grain=-(-_S2_GRAIN // wo))
-        self.cols, self.wmat = cols.reshape(-1, 9 * c), wmat
-        y = zero_ring(ring_like(n, ho, wo, o, x.dtype))
-        interior(y)[...] = y2.reshape(n, ho, wo, o)
+        self.wmat = matrix_3x3_s2(w)
+        y, self.cols = conv3x3_s2(x, self.wmat)
+        self.shape = y.shape[1] - 2, y.shape[2] - 2
         self.x_shape = x.shape
         return (y,)
 
@@ -181,12 +271,7 @@ class Conv1x1Ring(function_node.FunctionNode):
 
     def forward(self, inputs: tuple) -> tuple:
         x, w = inputs
-        n, hp, wp, c = x.shape
-        o = w.shape[0]
-        wmat_t = np.ascontiguousarray(w.reshape(o, c).T)
-        y = aligned_empty((n, hp, wp, o), x.dtype)
-        x2, y2 = x.reshape(-1, c), y.reshape(-1, o)
-        _split(lambda lo, hi: sgemm(x2[lo:hi], wmat_t, y2[lo:hi], 0.0), len(x2), _GRAIN)
+        y = conv1x1(x, matrix_1x1(w))
         self.retain_inputs((0, 1))
         return (y,)
 

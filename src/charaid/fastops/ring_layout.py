@@ -60,13 +60,22 @@ def _nchw_into_ring(x: np.ndarray, ring: np.ndarray) -> np.ndarray:
     return ring
 
 
+def ring_from_nchw(x: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) -> a new (N, H+2, W+2, C) ring map."""
+    n, c, h, w = x.shape
+    return _nchw_into_ring(x, zero_ring(ring_like(n, h, w, c, x.dtype)))
+
+
+def nchw_from_ring(x: np.ndarray) -> np.ndarray:
+    """(N, H+2, W+2, C) ring map -> a new (N, C, H, W) array of its inside."""
+    return np.ascontiguousarray(interior(x).transpose(0, 3, 1, 2))
+
+
 class ToRing(function_node.FunctionNode):
     """NCHW -> ring layout."""
 
     def forward(self, inputs: tuple) -> tuple:
-        (x,) = inputs
-        n, c, h, w = x.shape
-        return (_nchw_into_ring(x, zero_ring(ring_like(n, h, w, c, x.dtype))),)
+        return (ring_from_nchw(inputs[0]),)
 
     def backward(self, indexes: tuple, grad_outputs: tuple) -> tuple:
         g = grad_outputs[0].array
@@ -77,13 +86,11 @@ class FromRing(function_node.FunctionNode):
     """Ring layout -> NCHW."""
 
     def forward(self, inputs: tuple) -> tuple:
-        (x,) = inputs
-        return (np.ascontiguousarray(interior(x).transpose(0, 3, 1, 2)),)
+        return (nchw_from_ring(inputs[0]),)
 
     def backward(self, indexes: tuple, grad_outputs: tuple) -> tuple:
         g = grad_outputs[0].array
-        n, c, h, w = g.shape
-        return (chainer.Variable(_nchw_into_ring(g, zero_ring(ring_like(n, h, w, c, g.dtype)))),)
+        return (chainer.Variable(ring_from_nchw(g)),)
 
 
 def to_ring(x: chainer.Variable | np.ndarray) -> chainer.Variable:
