@@ -4,8 +4,9 @@ At inference a batch norm is a fixed per-channel scale and shift. The scale fold
 convolution's weights and the shift becomes a bias, which each convolution adds, with the
 ReLU, to every chunk of its output while the chunk is still in cache
 (`charaid.fastops.ring_conv`). That removes a full pass over every map, the per-call weight
-re-layouts and Chainer's graph bookkeeping: on one 320x512 frame, 2 threads, the frame's
-network time fell from about 16 ms to about 11 (bench/README.md, "Detector inference").
+re-layouts and Chainer's graph bookkeeping. With the small-map changes of `ring_conv`, one
+320x512 frame on 2 threads took 10.8 ms instead of 15.8 (bench/README.md, "Detector inference
+with batch norm folded in").
 
 `fold(net)` snapshots the weights: fold again after they change (train_detector's validation
 does, each time it scores).

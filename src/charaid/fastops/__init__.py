@@ -19,7 +19,8 @@ convolutions need no patch matrix at stride 1). One op family per module:
 * `norm`: batch normalization + relu (training, fixed statistics and inference paths).
 * `ring_layout`, `ring_conv`, `ring_norm`, `upsample`: the ring layout FaceNet runs in
   (channels innermost, a zero ring around each map): its conversions, 3x3 and 1x1 convolutions
-  as shifted GEMMs, batch norm + relu, nearest-neighbour 2x upsampling.
+  as shifted GEMMs or patch matrices (with a fused bias + relu where batch norm is folded in,
+  `charaid.detector.folded`), batch norm + relu, nearest-neighbour 2x upsampling.
 * `blas`: an accumulating SGEMM on array views (numpy's own OpenBLAS, through ctypes).
 * `fc`: the linear layer, its GEMMs split over the threads.
 * `adam`: `FastAdam`, Chainer's Adam with a one-pass CPU update.
