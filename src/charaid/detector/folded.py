@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from charaid.detector.net import FaceNet
+from charaid.detector.net import FaceNet, trunk
 from charaid.fastops.ring_conv import (
     conv1x1,
     conv3x3,
@@ -43,15 +43,7 @@ class FoldedFaceNet:
         return conv1x1(h, w, b) if name.startswith("lat") else conv3x3(h, w, b)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        h = self._cbr("stem", ring_from_nchw(np.asarray(x, np.float32)))
-        feats = []
-        for i in range(1, self.levels + 1):
-            h = self._cbr(f"block{i}", self._cbr(f"down{i}", h))
-            feats.append(h)
-        p = self._cbr(f"lat{self.levels}", feats[-1])
-        for i in range(self.levels - 1, 0, -1):
-            p = add_upsampled(self._cbr(f"lat{i}", feats[i - 1]), p)
-        p = self._cbr("smooth", p)
+        p = trunk(ring_from_nchw(np.asarray(x, np.float32)), self.levels, self._cbr, add_upsampled)
         w, b = self.layers["head"]
         y = nchw_from_ring(conv1x1(p, w))
         y += b[:, None, None]

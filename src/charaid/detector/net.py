@@ -14,6 +14,9 @@ functions (NCHW), for comparison and for GPUs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import chainer
 import chainer.functions as F
 import chainer.links as L
@@ -25,6 +28,23 @@ STRIDE = 4  # output map stride
 ALIGN = 64  # input sides must be multiples of the deepest level's stride
 HEAT, SIZE, OFFSET_X, OFFSET_Y = range(4)  # head channels
 PRIOR = 0.01  # initial face probability per cell (CenterNet's focal-loss start)
+T = TypeVar("T")  # a map: a chainer.Variable in the net, a numpy array when folded
+
+
+def trunk(h: T, levels: int, cbr: Callable[[str, T], T], add_up: Callable[[T, T], T]) -> T:
+    """FaceNet's wiring from the input to the smoothed stride-4 map, whatever runs each
+    conv-BN-ReLU pair (`cbr(name, h)`) and each top-down sum (`add_up(lateral, coarser)`, the
+    coarser map upsampled 2x): the net and its folded inference form
+    (`charaid.detector.folded`) share it."""
+    h = cbr("stem", h)
+    feats = []
+    for i in range(1, levels + 1):
+        h = cbr(f"block{i}", cbr(f"down{i}", h))
+        feats.append(h)
+    p = cbr(f"lat{levels}", feats[-1])
+    for i in range(levels - 1, 0, -1):
+        p = add_up(cbr(f"lat{i}", feats[i - 1]), p)
+    return cbr("smooth", p)
 
 
 class FaceNet(chainer.Chain):
@@ -73,15 +93,7 @@ class FaceNet(chainer.Chain):
         if self.fast != fast:  # on a GPU: Chainer's own functions
             self.fast = False
         h = fastops.to_ring(x) if self.fast else x
-        h = self._cbr("stem", h)
-        feats = []
-        for i in range(1, self.levels + 1):
-            h = self._cbr(f"block{i}", self._cbr(f"down{i}", h))
-            feats.append(h)
-        p = self._cbr(f"lat{self.levels}", feats[-1])
-        for i in range(self.levels - 1, 0, -1):
-            p = self._cbr(f"lat{i}", feats[i - 1]) + self._up(p)
-        p = self._cbr("smooth", p)
+        p = trunk(h, self.levels, self._cbr, lambda lateral, coarse: lateral + self._up(coarse))
         if not self.fast:
             return self.head(p)
         y = fastops.from_ring(fastops.convolution_ring(p, self.head.W))
