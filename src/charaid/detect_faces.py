@@ -91,8 +91,11 @@ def find_faces(
     detector = make_detector(params)  # fail fast, in this process, on a bad backend or cascade
     # OpenCV's cascade has no hidden state that hangs (animeface has): frames can be detected
     # here, unguarded, while the workers start, one OpenCV thread like theirs.
+    names = {backend.name for backend, _ in detector.backends}
+    # the learned detector's libraries and kernels load once, in the fork server
+    preload = ["charaid.detector.preload"] if "learned" in names else []
     warmup = None
-    if all(backend.name != "animeface" for backend, _ in detector.backends):
+    if "animeface" not in names:
         warmup = _faces_in
         _worker.update(detector=detector, margin=params.margin, size=params.crop_size)
     threads = cv2.getNumThreads()
@@ -108,6 +111,7 @@ def find_faces(
                 _init_worker,
                 (params,),
                 warmup,
+                preload,
             ):
                 if found is FAILED:
                     print(

@@ -443,24 +443,43 @@ def ring_patches(x: np.ndarray, s: int, r0: int, r1: int, cols: np.ndarray) -> N
 
 
 @njit(cache=True, nogil=True)
-def ring_s2_gather(gcol: np.ndarray, r0: int, r1: int, gx: np.ndarray) -> None:
-    """The adjoint of `ring_patches` at stride 2 on the inside rows [r0, r1) of gx (i * H + y - 1):
-    each input cell sums the window taps that read it. A gather, so threads split rows of gx
-    without overlapping writes; gx's ring is left alone."""
-    ho, wo, c_n = gcol.shape[1], gcol.shape[2], gcol.shape[5]
-    h, wp = gx.shape[1] - 2, gx.shape[2]
-    for r in range(r0, r1):
-        i, yi = r // h, r % h + 1
+def ring_s2_gather(rows: np.ndarray, i: int, a: int, b: int, last: bool, gx: np.ndarray) -> None:
+    """The adjoint of `ring_patches` at stride 2 for the rows 2a .. 2b-1 (ring coordinates; and
+    2b when `last`) of picture i of gx: each inside cell is the sum of the window taps that read
+    it. rows (b-a+1, Wo, 3, 3, C) holds the patch gradients of output rows a-1 .. b-1 (the
+    first is read only when a > 0). Output rows [a, b) own those input rows, so threads
+    splitting output rows never write the same cell; gx's ring is left alone."""
+    wo, c_n = rows.shape[1], rows.shape[4]
+    hp, wp = gx.shape[1], gx.shape[2]
+    for yi in range(max(1, 2 * a), min(2 * b + (1 if last else 0), hp - 1)):
+        # the windows reading row yi: output row yo reads rows 2 * yo + ky (ky = 0, 1, 2), and
+        # is rows[yo - a + 1]
+        m = yi // 2
+        n_src, r0, k0, r1, k1 = 0, 0, 0, 0, 0
+        if yi % 2:
+            n_src, r0, k0 = 1, m - a + 1, 1
+        else:
+            if m < b:
+                n_src, r0, k0 = 1, m - a + 1, 0
+            if m > 0:  # the window above, whose last row this is
+                if n_src:
+                    r1, k1 = m - a, 2
+                else:
+                    r0, k0 = m - a, 2
+                n_src += 1
         for xi in range(1, wp - 1):
+            p = xi // 2
             for c in range(c_n):
                 gx[i, yi, xi, c] = 0
-            for ky in range(3):
-                if (yi - ky) % 2 or yi - ky < 0 or (yi - ky) // 2 >= ho:
-                    continue
-                yo = (yi - ky) // 2
-                for kx in range(3):
-                    if (xi - kx) % 2 or xi - kx < 0 or (xi - kx) // 2 >= wo:
-                        continue
-                    xo = (xi - kx) // 2
+            for t in range(n_src):
+                r, ky = (r0, k0) if t == 0 else (r1, k1)
+                if xi % 2:
                     for c in range(c_n):
-                        gx[i, yi, xi, c] += gcol[i, yo, xo, ky, kx, c]
+                        gx[i, yi, xi, c] += rows[r, p, ky, 1, c]
+                    continue
+                if p < wo:
+                    for c in range(c_n):
+                        gx[i, yi, xi, c] += rows[r, p, ky, 0, c]
+                if p > 0:
+                    for c in range(c_n):
+                        gx[i, yi, xi, c] += rows[r, p - 1, ky, 2, c]

@@ -13,7 +13,7 @@ import multiprocessing as mp
 import multiprocessing.forkserver
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -92,13 +92,17 @@ def watchdog_map(
     init: Callable | None = None,
     init_args: tuple = (),
     warmup: Callable | None = None,
+    preload: Sequence[str] = (),
 ) -> Iterator[tuple]:
     """Yield (task, result) as tasks finish; result is FAILED after two hangs or crashes.
 
     A task whose function raises is re-raised here as RuntimeError (a bug, not a hang).
     `warmup`, for work that cannot hang: this process runs tasks with it while the workers start.
+    `preload`: more modules for the fork server to import before it forks a worker (work every
+    worker would otherwise repeat on its own core).
     """
-    preload = ["__main__", *{f.__module__ for f in (func, init) if f is not None}]
+    funcs = {f.__module__ for f in (func, init) if f is not None}
+    preload = ["__main__", *sorted(funcs), *preload]
     with _forkserver(preload) as ctx:
         yield from _run(ctx, func, tasks, workers, timeout, init, init_args, warmup)
 

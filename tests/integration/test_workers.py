@@ -55,6 +55,32 @@ def test_workers_fork_from_one_server_that_is_stopped_afterwards():
         os.kill(parents.pop(), 0)
 
 
+def kernels_loaded(_task: str) -> tuple[int, int]:
+    """The parent of this worker, and how many compiled versions of a kernel the folded
+    detector runs it holds (0 until something loads or calls it in this process)."""
+    import sys
+
+    kernels = sys.modules.get("charaid.fastkernels")
+    return os.getppid(), len(kernels.ring_patches.overloads) if kernels else 0
+
+
+def test_a_preloaded_module_warms_the_server_that_workers_fork_from():
+    """`preload`: the learned detector's kernels load in the fork server, so every worker starts
+    with them; the server still goes away afterwards."""
+    found = dict(
+        watchdog_map(
+            kernels_loaded, ["a", "b"], workers=2, timeout=60, preload=["charaid.detector.preload"]
+        )
+    )
+    parents = {parent for parent, _ in found.values()}
+    assert all(loaded > 0 for _, loaded in found.values())
+    assert len(parents) == 1
+    with pytest.raises(ProcessLookupError):
+        os.kill(parents.pop(), 0)
+    cold = dict(watchdog_map(kernels_loaded, ["a"], workers=1, timeout=60))
+    assert cold["a"][1] == 0  # without it, nothing loaded them
+
+
 def square_and_pid(task: int) -> tuple[int, int]:
     return task * task, os.getpid()
 

@@ -194,6 +194,34 @@ def test_accumulating_sgemm_adds_into_its_output_on_views():
     np.testing.assert_allclose(c, a[10:30, 2:8] @ b[:, :5], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("shape", [(1, 3, 9, 7), (3, 4, 8, 10), (2, 2, 12, 5)])
+@pytest.mark.parametrize("block_cells", [1, 10**6])
+def test_stride_2_input_gradient_block_by_block_matches_chainer(
+    shape, threads, block_cells, monkeypatch
+):
+    """The input gradient of a stride-2 convolution is built a block of output rows at a time,
+    each thread from the row above its first block on: one row per block, blocks spanning
+    pictures, and threads whose rows start inside a picture all give Chainer's gradient."""
+    from charaid.fastops import ring_conv
+
+    monkeypatch.setattr(ring_conv, "_S2_BLOCK_CELLS", block_cells)
+    rng = np.random.default_rng(47)
+    x = chainer.Variable(rng.standard_normal(shape))
+    w = rng.standard_normal((5, shape[1], 3, 3))
+    before = fastops.get_num_threads()
+    fastops.set_num_threads(threads)
+    try:
+        y = _ring_conv(x, w, 2)
+        gy = rng.standard_normal(y.shape)
+        F.sum(y * gy).backward()
+    finally:
+        fastops.set_num_threads(before)
+    xc = chainer.Variable(x.array.copy())
+    F.sum(F.convolution_2d(xc, w, stride=2, pad=1) * gy).backward()
+    np.testing.assert_allclose(x.grad, xc.grad, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("threads", [2, 3])
 def test_ring_ops_give_the_same_results_on_any_thread_count(threads, monkeypatch):
     from charaid.fastops import ring_conv

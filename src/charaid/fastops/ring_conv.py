@@ -10,7 +10,8 @@ or 2 (pad 1) and 1x1 at stride 1, forward and backward, as FaceNet chains them.
   stride 2: there one GEMM of 9C-long rows beats nine short ones.
 - 3x3, stride 2: a patch matrix (cells, 9*C) with the taps and channels innermost (a compiled
   loop, `charaid.fastkernels`), times the (9*C, O) weights. At stride 2 the matrix holds
-  9/4 of the input, against 9x for im2col at stride 1.
+  9/4 of the input, against 9x for im2col at stride 1. The input gradient is the patches'
+  gradient, a block of output rows at a time, summed into the input rows while in cache.
 - 1x1: the map's (cells, C) matrix itself, ring included (zeros in, zeros out).
 
 Row blocks are split over the threads (`fastops.threads`) and, within a thread, into chunks
@@ -43,6 +44,8 @@ _COL_GRAIN = 32  # the fewest output channels worth a thread, where the rows are
 # a stride-1 map of fewer cells (ring included) runs as one patch matrix, not nine shifted
 # GEMMs: FaceNet's 1/16 level of a frame took 0.81 ms so against 0.92, its 1/8 level broke even
 _PATCH_CELLS = 1024
+# output cells per block of a stride-2 input gradient: its patch gradients (9C wide) in cache
+_S2_BLOCK_CELLS = 2048
 
 
 def _taps(wp: int) -> list[int]:
@@ -225,6 +228,37 @@ class Conv3x3Ring(function_node.FunctionNode):
         return np.ascontiguousarray(parts[0].reshape(3, 3, c, o).transpose(3, 2, 0, 1))
 
 
+def _s2_input_grad(g2: np.ndarray, wmat: np.ndarray, x_shape: tuple, out_hw: tuple) -> np.ndarray:
+    """dL/dx of a stride-2 3x3 convolution from dL/dy (N * Ho * Wo, O) and its (9C, O) weights:
+    the patches' gradient a block of output rows at a time, each block still in cache when the
+    compiled gather sums its taps into the input rows those output rows own. Threads split the
+    output rows; a thread that starts inside a picture recomputes the row above first."""
+    (ho, wo), c = out_hw, x_shape[-1]
+    wmat_t = np.ascontiguousarray(wmat.T)
+    gx = zero_ring(aligned_empty(x_shape, g2.dtype))
+    step = max(1, _S2_BLOCK_CELLS // wo)  # output rows a block
+
+    def work(lo: int, hi: int) -> None:  # output rows (i, yo) as i * Ho + yo
+        # the patch gradients of the row above a block, then the block's own
+        blocks = aligned_empty(((step + 1) * wo, 9 * c), g2.dtype)
+        if lo % ho:
+            sgemm(g2[(lo - 1) * wo : lo * wo], wmat_t, blocks[:wo], 0.0)
+        for r in range(lo, hi, step):
+            e = min(hi, r + step)
+            sgemm(g2[r * wo : e * wo], wmat_t, blocks[wo : (e - r + 1) * wo], 0.0)
+            s = r
+            while s < e:  # the block's rows picture by picture
+                i, a = divmod(s, ho)
+                b = min(ho, a + e - s)
+                part = blocks[(s - r) * wo : (s - r + b - a + 1) * wo]
+                fastkernels.ring_s2_gather(part.reshape(-1, wo, 3, 3, c), i, a, b, b == ho, gx)
+                s += b - a
+            blocks[:wo] = blocks[(e - r) * wo : (e - r + 1) * wo]
+
+    _split(work, len(g2) // wo)
+    return gx
+
+
 class Conv3x3Stride2Ring(function_node.FunctionNode):
     """3x3 convolution, pad 1, stride 2, no bias, ring layout in and out."""
 
@@ -238,18 +272,13 @@ class Conv3x3Stride2Ring(function_node.FunctionNode):
 
     def backward(self, indexes: tuple, grad_outputs: tuple) -> tuple:
         gy = grad_outputs[0].array
-        n, hp, wp, c = self.x_shape
+        c = self.x_shape[-1]
         ho, wo = self.shape
         o = gy.shape[-1]
         g2 = np.ascontiguousarray(interior(gy)).reshape(-1, o)
         out = []
-        if 0 in indexes:  # patches' gradient, scattered back tap by tap (no tap overlaps itself)
-            gcol = aligned_empty((g2.shape[0], 9 * c), gy.dtype)
-            wmat_t = np.ascontiguousarray(self.wmat.T)
-            _split(lambda lo, hi: sgemm(g2[lo:hi], wmat_t, gcol[lo:hi], 0.0), len(g2))
-            gcol6 = gcol.reshape(n, ho, wo, 3, 3, c)
-            gx = zero_ring(aligned_empty(self.x_shape, gy.dtype))
-            _split(lambda lo, hi: fastkernels.ring_s2_gather(gcol6, lo, hi, gx), n * (hp - 2))
+        if 0 in indexes:
+            gx = _s2_input_grad(g2, self.wmat, self.x_shape, (ho, wo))
             out.append(chainer.Variable(gx))
         if 1 in indexes:
 
