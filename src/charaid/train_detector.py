@@ -216,10 +216,10 @@ class Validation(training.Extension):
 
 VAL_STEPS = 100  # training steps at least between two validation passes
 
-# Patches a detector for real art needs, whatever the number of pictures: dexter, 204 training
-# pictures, 24 epochs of one patch each (4,896) found R 0.73 at P 0.63 (IoU 0.5); 30 epochs of
-# 1,000 found 0.87 at 0.86, near what all 940 pictures give (docs/measurements.md)
-REAL_ART_PATCHES = 30_000
+# Patches a detector for real art needs, whatever the number of pictures. dexter, 204 training
+# pictures: 4,896 patches found R 0.73 at P 0.63 (IoU 0.5), 30,000 0.87 at 0.86, 60,000 0.91 at
+# 0.85; all 940 pictures: 30,000 0.90 at 0.89, 60,000 0.91 at 0.95 (docs/measurements.md)
+REAL_ART_PATCHES = 60_000
 
 
 def validation_epochs(epochs: int, steps_per_epoch: int) -> triggers.ManualScheduleTrigger:
@@ -258,7 +258,7 @@ def short_training_note(params: TrainDetectorParams, samples: int) -> str | None
         f"train_detector: {total:,} training patches in all ({params.epochs} epochs of"
         f" {samples}); a detector for real art wants about {REAL_ART_PATCHES:,} whatever the"
         " number of pictures: set train_detector.samples_per_epoch: 0 (enough, automatically)"
-        f" or {real_art_per_epoch(params.epochs):,} (about 10 minutes on 2 cores)"
+        f" or {real_art_per_epoch(params.epochs):,} (about 20 minutes on 2 cores)"
     )
 
 

@@ -345,9 +345,9 @@ def test_annotated_scenes_train_on_enough_patches_however_few_the_pictures():
     from charaid.train_detector import REAL_ART_PATCHES, patches_per_epoch, short_training_note
 
     scenes = dataclasses.replace(TINY, scenes=("my_scenes",), epochs=30, samples_per_epoch=0)
-    assert patches_per_epoch(scenes, 200) * 30 == REAL_ART_PATCHES  # raised: 1,000 an epoch
+    assert patches_per_epoch(scenes, 200) * 30 == REAL_ART_PATCHES  # raised: 2,000 an epoch
     assert patches_per_epoch(scenes, 2500) == 2500  # one per picture is already enough
-    assert patches_per_epoch(dataclasses.replace(scenes, epochs=24), 200) == 1250
+    assert patches_per_epoch(dataclasses.replace(scenes, epochs=24), 200) == 2500
     demo = dataclasses.replace(scenes, scenes=())
     assert patches_per_epoch(demo, 200) == 200  # the drawn cast: one per picture
     assert patches_per_epoch(dataclasses.replace(scenes, samples_per_epoch=64), 200) == 64
