@@ -462,8 +462,8 @@ def test_frames_of_one_stretch_of_a_video_fall_on_one_side_of_the_validation_spl
     train, val = split_scenes(scenes, 0.3, 1000, seed=0)
     assert train and val
     assert not {s.group for s in train} & {s.group for s in val}
-    # at most the limit, in whole stretches: a stretch is 8 frames here
-    rest, few = split_scenes(scenes, 0.3, 20, seed=0)
+    # the least asked for, in whole stretches: a stretch is 8 frames here
+    rest, few = split_scenes(scenes, 0.0, 20, seed=0)
     assert 20 <= len(few) < 28 and not {s.group for s in few} & {s.group for s in rest}
     # a stretch is SHOT_SECONDS of one video: neighbouring frames share it, other videos do not
     assert stretch(rows[0]) == stretch(rows[1]) != stretch(rows[200])
@@ -472,16 +472,39 @@ def test_frames_of_one_stretch_of_a_video_fall_on_one_side_of_the_validation_spl
     assert stretch({"video": PICTURES, "frame": "a", "time": 0.0, "path": "images/a.jpg"}) == ""
 
 
-def test_a_capped_validation_set_comes_from_the_whole_folder_not_its_first_pictures():
+def test_a_small_validation_set_comes_from_the_whole_folder_not_its_first_pictures():
     from charaid.detector.scenes import Scene
     from charaid.train_detector import split_scenes
 
     # a folder sorted by character, as a user's often is: 100 pictures of each of four
     names = [f"{who}_{i:04d}.jpg" for who in ("dad", "deedee", "dexter", "mom") for i in range(100)]
     scenes = [Scene(Path(n), (), n) for n in names]
-    train, val = split_scenes(scenes, 0.5, 20, seed=0)
+    train, val = split_scenes(scenes, 0.05, 20, seed=0)
     assert len(val) == 20 and len(train) == 380
     assert {s.name.split("_")[0] for s in val} == {"dad", "deedee", "dexter", "mom"}
+
+
+@pytest.mark.parametrize(
+    ("pictures", "fraction", "least", "held"),
+    [
+        (1000, 0.15, 60, 150),  # a large set: the fraction
+        (300, 0.15, 60, 60),  # a smaller one: at least `least`
+        (100, 0.15, 60, 25),  # a small one: at most a quarter
+        (100, 0.0, 0, 0),  # no validation
+    ],
+)
+def test_the_validation_split_holds_out_a_fraction_but_at_least_a_few_dozen(
+    pictures, fraction, least, held
+):
+    from charaid.detector.scenes import Scene
+    from charaid.train_detector import split_scenes
+
+    scenes = [Scene(Path(f"{i:04d}.jpg"), (), f"{i:04d}.jpg") for i in range(pictures)]
+    train, val = split_scenes(scenes, fraction, least, seed=3)
+    assert len(val) == held and len(train) == pictures - held
+    # more asked for holds out the same pictures and more: the draw order does not change
+    _, more = split_scenes(scenes, fraction + 0.3, least, seed=3)
+    assert {s.name for s in val} < {s.name for s in more}
 
 
 # ----------------------------------------------------------------------------- pseudo-boxes
