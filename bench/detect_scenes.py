@@ -41,8 +41,9 @@ def recalibrate(train: TrainDetectorParams, out: Path) -> dict:
     net, meta = backend.load(out)
     scenes = gather_scenes(train, out / "frames")
     _, val = split_scenes(scenes, train.val_fraction, train.val_pictures, train.seed)
-    chosen = score_pictures(net, val, meta["input_size"])
+    chosen = score_pictures(net, val, meta["input_size"], train.mirror)
     cuts = {k: chosen[k] for k in ("min_score", "min_score_by_side")}
+    cuts["mirror"] = train.mirror
     write_json(out / backend.META, {**meta, **cuts})
     return chosen
 

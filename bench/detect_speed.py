@@ -134,7 +134,8 @@ def raw_learned(folder: str) -> Callable[[list], None]:
 
 def detector_folder(params: DetectFacesParams, tmp: Path) -> str:
     """detect_faces.detector if it holds trained weights; else the shipped architecture with
-    untrained weights (the time per frame does not depend on the weights' values)."""
+    untrained weights, read with train_detector.mirror's views (the time per frame does not
+    depend on the weights' values)."""
     from charaid.config import load_params
     from charaid.detector import backend
     from charaid.detector.net import FaceNet
@@ -144,7 +145,7 @@ def detector_folder(params: DetectFacesParams, tmp: Path) -> str:
         return str(folder)
     p = load_params(ROOT / "params.yaml").train_detector
     print(f"note: no weights in {folder}: timing untrained weights", file=sys.stderr)
-    backend.save(FaceNet(p.widths, p.neck), tmp / "detector", p.input_size)
+    backend.save(FaceNet(p.widths, p.neck), tmp / "detector", p.input_size, {"mirror": p.mirror})
     return str(tmp / "detector")
 
 

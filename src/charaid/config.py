@@ -173,6 +173,7 @@ class TrainDetectorParams(Section):
     seed: int = spec(INT, 0)
     val_fraction: float = spec(NUM, 0.0, 0.9)
     val_pictures: int = spec(INT, 0)
+    mirror: bool = spec(BOOL)
 
 
 @dataclass(frozen=True)

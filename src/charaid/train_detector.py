@@ -175,16 +175,17 @@ def best_threshold(curve: list[dict]) -> dict:
     }
 
 
-def score_pictures(net: FaceNet, scenes: list[Scene], input_size: int) -> dict:
-    """`net` on whole pictures (as detect_faces runs it): the single score cut with the best F1
-    at IoU 0.5 (`best_threshold`), the per-size cuts that improve on it (`calibrate_bands`), and
-    the recall and precision those keep."""
+def score_pictures(net: FaceNet, scenes: list[Scene], input_size: int, mirror: bool) -> dict:
+    """`net` on whole pictures (as detect_faces runs it, with its mirror view if `mirror`): the
+    single score cut with the best F1 at IoU 0.5 (`best_threshold`), the per-size cuts that
+    improve on it (`calibrate_bands`), and the recall and precision those keep."""
     frames = []
     run = fold(net)  # as detect_faces runs it: batch norm folded in
     for scene in scenes:
         image = read_image(scene.picture)
         x, scale = backend.letterbox(image, input_size)
-        found = heatmap.decode(run(x)[0], FLOOR)  # boxes in input pixels: size bands
+        maps = backend.head_maps(run, x, mirror)
+        found = heatmap.decode(maps, FLOOR)  # boxes in input pixels: size bands
         truths = [tuple(v * scale for v in box) for box in scene.boxes]
         frames.append(([b for b, _ in found], [s for _, s in found], truths))
     single = best_threshold(pr_curve(frames))
@@ -203,13 +204,13 @@ class Validation(training.Extension):
 
     priority = training.PRIORITY_WRITER
 
-    def __init__(self, net, scenes, input_size) -> None:
-        self.net, self.scenes, self.input_size = net, scenes, input_size
+    def __init__(self, net, scenes, input_size, mirror) -> None:
+        self.net, self.scenes, self.input_size, self.mirror = net, scenes, input_size, mirror
         self.last: dict | None = None  # the latest epoch's calibration
 
     def __call__(self, trainer: training.Trainer) -> None:
         if self.scenes:
-            self.last = score_pictures(self.net, self.scenes, self.input_size)
+            self.last = score_pictures(self.net, self.scenes, self.input_size, self.mirror)
             scalars = {k: v for k, v in self.last.items() if not isinstance(v, list)}
             chainer.report({f"validation/{k}": v for k, v in scalars.items()})
 
@@ -393,7 +394,7 @@ def train_detector(
     trainer.extend(
         extensions.LinearShift("alpha", (params.lr, params.lr * 0.05), (last // 2, last))
     )
-    validation = Validation(net, val_scenes, params.input_size)
+    validation = Validation(net, val_scenes, params.input_size, params.mirror)
     # a trigger each: a schedule trigger fires once per epoch it is asked about
     trainer.extend(validation, trigger=validation_epochs(params.epochs, steps))
     trainer.extend(extensions.LogReport())
@@ -416,12 +417,13 @@ def train_detector(
     # the last epoch's calibrated threshold travels with the weights (detector_min_score: auto);
     # a resumed run that had nothing left to train scores once more
     if val_scenes and validation.last is None:
-        validation.last = score_pictures(net, val_scenes, params.input_size)
+        validation.last = score_pictures(net, val_scenes, params.input_size, params.mirror)
     calibrated = validation.last["min_score"] if validation.last else UNCALIBRATED
     cuts = {"min_score": calibrated}
     if validation.last:
         cuts["min_score_by_side"] = validation.last["min_score_by_side"]
-    backend.save(net, model_dir, params.input_size, cuts)
+    # the views the cuts were chosen on travel with them
+    backend.save(net, model_dir, params.input_size, {**cuts, "mirror": params.mirror})
     for name in PLOTS:
         if (run_dir / f"{name}.png").is_file():
             shutil.copyfile(run_dir / f"{name}.png", metrics_dir / f"detector_{name}.png")

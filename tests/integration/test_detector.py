@@ -316,6 +316,7 @@ def test_a_short_training_run_lowers_the_loss_and_is_reproducible(tmp_path):
     assert (runs[0] / "detector.npz").read_bytes() == (runs[1] / "detector.npz").read_bytes()
     meta = json.loads((runs[0] / "detector.json").read_text())
     assert meta["input_size"] == 256 and meta["widths"] == list(TINY.widths)
+    assert meta["mirror"] is TINY.mirror  # the views its cuts were chosen on
     # fine-tuning starts where the first run ended, not from scratch
     tuned = tmp_path / "tuned"
     tuned.mkdir()

@@ -18,8 +18,8 @@ from chainer import serializers
 
 from charaid.atomic import write_json, write_npz
 from charaid.detector.folded import fold
-from charaid.detector.heatmap import decode
-from charaid.detector.net import ALIGN, FaceNet
+from charaid.detector.heatmap import decode, sigmoid
+from charaid.detector.net import ALIGN, HEAT, SIZE, FaceNet
 from charaid.detector.threshold import threshold
 from charaid.errors import CharaidError
 
@@ -92,6 +92,23 @@ def letterbox(image: np.ndarray, input_size: int) -> tuple[np.ndarray, float]:
     return x, scale
 
 
+def head_maps(run, x: np.ndarray, mirror: bool) -> np.ndarray:
+    """Raw head maps (4, h, w) of one letterboxed input (1, 3, H, W), from `run` (a folded
+    FaceNet). With `mirror`, the input and its mirror image go through as one batch of two and
+    their face-centre probabilities and log sides are averaged, the mirror's flipped back
+    (CenterNet's flip test); the centre offsets are the input's own. H and W are multiples of
+    the stride, so the flipped maps line up cell for cell."""
+    if not mirror:
+        return run(x)[0]
+    both = run(np.concatenate([x, x[..., ::-1]]))
+    maps, flipped = both[0].copy(), both[1][..., ::-1]
+    heat = (sigmoid(maps[HEAT]) + sigmoid(flipped[HEAT])) / 2
+    heat = np.clip(heat, 1e-6, 1 - 1e-6)
+    maps[HEAT] = np.log(heat / (1 - heat))  # back to a logit: decode takes raw maps
+    maps[SIZE] = (maps[SIZE] + flipped[SIZE]) / 2
+    return maps
+
+
 class LearnedDetector:
     """charaid's own CNN (`charaid.detector`), trained by the train_detector stage."""
 
@@ -103,11 +120,12 @@ class LearnedDetector:
         self.input_size = int(self.meta["input_size"])
         self.min_score = threshold(min_score, self.meta)
         self.min_size = min_size
+        self.mirror = bool(self.meta.get("mirror", False))  # train_detector.mirror
 
     def maps(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """Raw head maps (4, h, w) of one BGR picture, and its resize factor."""
         x, scale = letterbox(image, self.input_size)
-        return self.net(x)[0], scale
+        return head_maps(self.net, x, self.mirror), scale
 
     def detect(self, image: np.ndarray, scale: float = 1.0) -> list:
         """Faces in `image` (a copy of the frame resized by `scale`); boxes in frame pixels."""
