@@ -295,10 +295,10 @@ VAL_MAX_SHARE = 0.25
 def split_scenes(scenes: list[Scene], fraction: float, least: int, seed: int):
     """(train, validation): a hash of each picture's group (else its name in its folder) and the
     seed draws a number in [0, 1); groups are held out lowest draw first until `fraction` of
-    the pictures, or `least` if that is more (at most VAL_MAX_SHARE of them). So adding
-    pictures never moves the others, moving the folder moves none, and a folder sorted by
-    character or episode gives a validation set from all of it (cut in folder order, dexter's
-    60 were 50 of dad and 10 of deedee).
+    the pictures, or `least` if that is more (at most VAL_MAX_SHARE of them). So moving the
+    folder moves no picture to the other side, and a folder sorted by character or episode
+    gives a validation set from all of it (cut in folder order, dexter's 60 were 50 of dad and
+    10 of deedee).
     Frames of one stretch of a video go to one side: a validation frame whose shot was trained
     on scores like a training frame, and the score cut chosen on it is too strict for new
     episodes. A cut chosen on a few dozen pictures moves from run to run: dexter's 1,000
