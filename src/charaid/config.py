@@ -197,6 +197,7 @@ class TrainParams(Section):
     model: str = spec(STR, choices=("seed_cnn", "bn_cnn", "vgg16"))
     input_size: int = spec(INT, 16, 512)
     augment: bool = spec(BOOL)
+    balance: bool = spec(BOOL)
     pretrained: str = spec(STR)
     one_vs_rest: str = spec(STR)
     seed: int = spec(INT, 0)

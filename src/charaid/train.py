@@ -12,9 +12,11 @@ import json
 import math
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import chainer
+import chainer.functions as F
 import chainer.links as L
 import numpy as np
 from chainer import iterators, optimizers, serializers, training
@@ -58,6 +60,21 @@ def arrays_for(images: np.ndarray, ids: list[str], split_rows: list[dict], class
         )
     y = np.array([label_of[r["label"]] for r in split_rows], dtype=np.int32)
     return to_input(images[pick]), y
+
+
+def balanced_loss(y_train: np.ndarray, n_classes: int) -> Callable:
+    """Softmax cross-entropy on logits shifted by the log of each class's share of the
+    training crops (logit adjustment, Menon et al., ICLR 2021). The network then learns the
+    class-balanced posterior: a class with few crops, typically `other` (every face outside
+    the cast), is no longer out-voted by the cast's many at prediction, where logits are used
+    unshifted."""
+    counts = np.bincount(y_train, minlength=n_classes).astype(np.float32)
+    log_prior = np.log(np.maximum(counts, 1.0) / counts.sum()).astype(np.float32)
+
+    def loss(y, t):
+        return F.softmax_cross_entropy(y + np.broadcast_to(log_prior, y.shape).copy(), t)
+
+    return loss
 
 
 class DrawCounts(training.Extension):
@@ -120,7 +137,8 @@ def train(
     seed = workers.seed(params.seed)
     if workers.distributed:  # own dropout masks per rank (rank 0's weights are broadcast)
         seed_everything(seed)
-    classifier = L.Classifier(model)
+    lossfun = balanced_loss(y_train, len(classes)) if params.balance else F.softmax_cross_entropy
+    classifier = L.Classifier(model, lossfun=lossfun)
     adam = fastops.FastAdam if params.fast else optimizers.Adam
     optimizer = workers.optimizer(adam(alpha=params.lr))
     optimizer.setup(classifier)
