@@ -24,7 +24,7 @@ import math
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +42,9 @@ IOUS = (0.5, 0.3)
 # detector's misses lie. The learned detector sees a picture at a 512-px long side, so 5% is a
 # 26-px face to it (icartoonface val: 0.20 of the faces under 5% found, 0.79 at 20-40%)
 SIZE_EDGES = (0.05, 0.1, 0.2, 0.4)
+# `--curve` with the learned and onnx backends: they keep only faces over their own cuts, so
+# the curve comes from a second pass that keeps every face scoring this or more
+CURVE_FLOOR = 0.05
 
 
 @dataclass
@@ -204,9 +207,15 @@ def score_pipeline(
     return _score_and_show(frames(), sheet, curve)
 
 
-def _score_and_show(frames: Iterable[tuple], sheet: Path | None, curve: Path | None) -> dict:
+def _score_and_show(
+    frames: Iterable[tuple],
+    sheet: Path | None,
+    curve: Path | None,
+    curve_from: Iterable[tuple[Sequence[Box], Sequence[float], Sequence[Box]]] | None = None,
+) -> dict:
     """`score` of (picture, groups, [(box, score)], truths) per frame, the recall kept at
-    precision 0.95 by a score threshold, and the error sheet and PR curve files if asked."""
+    precision 0.95 by a score threshold, and the error sheet and PR curve files if asked (the
+    curve from `curve_from`'s (boxes, scores, truths) per frame when given)."""
     cases = []
 
     def scored():
@@ -219,7 +228,7 @@ def _score_and_show(frames: Iterable[tuple], sheet: Path | None, curve: Path | N
     pr = pr_curve((preds, scores, truths) for _, preds, scores, truths in cases)
     result["at_precision95"] = recall_at_precision(pr, 0.95)
     if curve is not None:
-        write_curve(curve, pr)
+        write_curve(curve, pr if curve_from is None else pr_curve(curve_from))
     if sheet is not None:
         write_error_sheet(sheet, ((picture, preds, truths) for picture, preds, _, truths in cases))
     return result
@@ -328,6 +337,10 @@ def score_folder(
         picture: [(det.box, det.score) for det, _, _ in found[str(picture)] or []]
         for picture, _, _ in readable
     }
+    below = None
+    if curve is not None and params.backend in ("learned", "onnx"):
+        low = replace(params, detector_min_score=CURVE_FLOOR)
+        below = find_faces([str(p) for p, _, _ in readable], low, "detect_faces (curve)")
     names = None
     if namer is not None:  # the detector's own boxes, as predict crops them, before any fit
         order = [p for p, _, _ in readable]
@@ -337,6 +350,15 @@ def score_folder(
     if fit:
         box_fit = fit_boxes(([b for b, _ in detections[p]], truths) for p, _, truths in readable)
         detections = {p: [(box_fit(b), s) for b, s in d] for p, d in detections.items()}
+    curve_from = None
+    if below is not None:
+        fitted = box_fit or (lambda b: b)
+        curve_from = []
+        for picture, _, truths in readable:
+            if found[str(picture)] is None:  # skipped by the scores too
+                continue
+            dets = [d for d, _, _ in below[str(picture)] or []]
+            curve_from.append(([fitted(d.box) for d in dets], [d.score for d in dets], truths))
 
     named = []  # (groups, boxes, names, truths, truth names) of the scored pictures
     sized = []  # (long side, boxes, truths) of the scored pictures
@@ -355,7 +377,7 @@ def score_folder(
                 named.append(({"folder": group}, boxes, names[picture], truths, truth_names))
             yield picture, {"folder": group}, detections[picture], truths
 
-    result = _score_and_show(frames(), sheet, curve)
+    result = _score_and_show(frames(), sheet, curve, curve_from)
     if result["frames"] == 0:
         raise CharaidError(f"{folder}: no picture could be scored")
     result["by_face_size"] = score_by_size(sized)

@@ -317,6 +317,15 @@ def test_a_short_training_run_lowers_the_loss_and_is_reproducible(tmp_path):
     meta = json.loads((runs[0] / "detector.json").read_text())
     assert meta["input_size"] == 256 and meta["widths"] == list(TINY.widths)
     assert meta["mirror"] is TINY.mirror  # the views its cuts were chosen on
+    # detect-eval's curve reaches below the detector's cut: a second pass from a floor up
+    from charaid.detect_eval import CURVE_FLOOR, score_folder
+
+    cut = dataclasses.replace(learned(runs[0]), detector_min_score=0.5, workers=1)
+    result = score_folder(folder, cut, curve=tmp_path / "pr.csv")
+    rows = (tmp_path / "pr.csv").read_text().splitlines()[1:]
+    scores = [float(row.split(",")[0]) for row in rows]
+    assert CURVE_FLOOR <= min(scores) < 0.5
+    assert result["overall"]["detections"] < len(rows)  # the scores themselves: over the cut
     # fine-tuning starts where the first run ended, not from scratch
     tuned = tmp_path / "tuned"
     tuned.mkdir()
