@@ -174,6 +174,18 @@ def test_band_calibration_lowers_the_cut_only_where_it_gains_f1():
     assert calibrate_bands(frames[:1], 0.7).at(150) == 0.7
 
 
+def test_a_small_face_bump_spreads_over_its_neighbours_a_large_one_with_its_side():
+    small = heatmap.encode([(40, 40, 8, 8)], 128, 128)  # 2 cells: the spread's floor
+    c = 44 // STRIDE
+    assert small["heat"][c, c] == 1.0
+    assert small["heat"][c, c + 1] == pytest.approx(math.exp(-0.5), rel=1e-5)
+    assert small["heat"][c + 1, c + 1] == pytest.approx(math.exp(-1.0), rel=1e-5)
+    assert len(small["where"]) == 9  # the 3x3 cells around the centre regress its side
+    large = heatmap.encode([(0, 0, 120, 120)], 128, 128)  # 30 cells: spread 0.54 * 30 / 6
+    c, sigma = 60 // STRIDE, 0.54 * 30 / 6
+    assert large["heat"][c, c + 3] == pytest.approx(math.exp(-9 / (2 * sigma**2)), rel=1e-5)
+
+
 def test_faces_whose_centre_is_outside_are_not_targets():
     t = heatmap.encode([(-30, 10, 20, 20), (50, 50, 20, 20)], 128, 128)
     assert len(t["centre"]) == 1 and t["heat"].max() == 1.0 and (t["heat"] == 1.0).sum() == 1
